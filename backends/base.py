@@ -1,0 +1,215 @@
+"""The backend interface: what every TAMS store implements, in TAMS terms (no HTTP).
+
+Resources travel as JSON-shaped dicts exactly as the TAMS schemas define them; queries and pages
+as the small value types below. Errors are the exceptions of ``backends.errors``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from backends.errors import NotSupported
+from backends.timerange import TimeRange
+
+T = TypeVar("T")
+Json = dict[str, Any]
+
+SourceField = Literal["label", "description"]
+FlowField = Literal[
+    "label",
+    "description",
+    "read_only",
+    "flow_collection",
+    "max_bit_rate",
+    "avg_bit_rate",
+]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page the client asked for: ``page`` is the opaque cursor a previous page returned."""
+
+    limit: int | None = None
+    page: str | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a listing; ``next_key`` is None on the last page."""
+
+    items: list[T]
+    limit: int
+    next_key: str | None = None
+
+
+@dataclass
+class SegmentPage(Page[Json]):
+    """A page of segments, with the timerange the returned segments span (``()`` if none)."""
+
+    timerange: TimeRange = field(default_factory=TimeRange.never)
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """``tag.{name}=value`` (``equals``) and ``tag_exists.{name}=true|false`` (``exists``) filters."""
+
+    equals: Mapping[str, str] = field(default_factory=dict)
+    exists: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceQuery:
+    label: str | None = None
+    format: str | None = None
+    tags: TagFilter = field(default_factory=TagFilter)
+
+
+@dataclass(frozen=True)
+class FlowQuery:
+    source_id: str | None = None
+    format: str | None = None
+    codec: str | None = None
+    label: str | None = None
+    tags: TagFilter = field(default_factory=TagFilter)
+    frame_width: int | None = None
+    frame_height: int | None = None
+    # None: no filter. An empty range selects flows without segments.
+    timerange: TimeRange | None = None
+
+
+@dataclass(frozen=True)
+class SegmentQuery:
+    timerange: TimeRange = field(default_factory=TimeRange.eternity)
+    object_id: str | None = None
+    reverse_order: bool = False
+
+
+@dataclass(frozen=True)
+class UrlOptions:
+    """How segment ``get_urls`` are filtered and shaped.
+
+    ``accept_get_urls``: None for no label filter, an empty tuple for "no get_urls at all".
+    ``accept_storage_ids``: None or empty for no storage filter.
+    ``presigned``: None for both kinds.
+    """
+
+    accept_get_urls: tuple[str, ...] | None = None
+    accept_storage_ids: tuple[str, ...] | None = None
+    presigned: bool | None = None
+    verbose_storage: bool = False
+
+
+@dataclass(frozen=True)
+class FailedSegment:
+    object_id: str
+    timerange: str | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class StorageRequest:
+    """Body of ``POST /flows/{id}/storage``: ``limit`` and ``object_ids`` are exclusive."""
+
+    limit: int | None = None
+    object_ids: tuple[str, ...] | None = None
+    storage_id: str | None = None
+
+
+class Backend(abc.ABC):
+    """A TAMS store. Implementations must be safe to call from several threads at once."""
+
+    # --- service -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def service_info(self) -> Json: ...
+
+    @abc.abstractmethod
+    def update_service_info(self, changes: Json) -> None: ...
+
+    @abc.abstractmethod
+    def storage_backends(self) -> list[Json]: ...
+
+    # --- sources -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_sources(self, query: SourceQuery, page: PageRequest) -> Page[Json]: ...
+
+    @abc.abstractmethod
+    def get_source(self, source_id: str) -> Json: ...
+
+    @abc.abstractmethod
+    def set_source_tag(self, source_id: str, name: str, value: str | None) -> None:
+        """Set a tag, or remove it when ``value`` is None (NotFound if it was not set)."""
+
+    @abc.abstractmethod
+    def set_source_field(
+        self, source_id: str, name: SourceField, value: str | None
+    ) -> None:
+        """Set or (with None) unset ``label`` or ``description``."""
+
+    # --- flows ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_flows(self, query: FlowQuery, page: PageRequest) -> Page[Json]: ...
+
+    @abc.abstractmethod
+    def get_flow(
+        self,
+        flow_id: str,
+        include_timerange: bool = False,
+        timerange: TimeRange | None = None,
+    ) -> Json: ...
+
+    @abc.abstractmethod
+    def put_flow(self, flow_id: str, flow: Json) -> tuple[Json, bool]:
+        """Create or wholly replace a flow; returns the stored flow and whether it is new."""
+
+    @abc.abstractmethod
+    def delete_flow(self, flow_id: str) -> Json | None:
+        """Delete a flow and its segments: None when done, else a deletion request."""
+
+    @abc.abstractmethod
+    def set_flow_tag(self, flow_id: str, name: str, value: str | None) -> None: ...
+
+    @abc.abstractmethod
+    def set_flow_field(self, flow_id: str, name: FlowField, value: Any) -> None:
+        """Set or (with None) unset one flow property that has its own sub-resource."""
+
+    # --- segments ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_segments(
+        self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest
+    ) -> SegmentPage: ...
+
+    @abc.abstractmethod
+    def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
+        """Register segments one by one; those that break a rule are returned, the rest stored."""
+
+    @abc.abstractmethod
+    def delete_segments(
+        self, flow_id: str, timerange: TimeRange, object_id: str | None
+    ) -> Json | None:
+        """Delete segments wholly covered by ``timerange``: None when done, else a deletion request."""
+
+    # --- media storage and objects -------------------------------------------------------
+    @abc.abstractmethod
+    def allocate_storage(self, flow_id: str, request: StorageRequest) -> Json: ...
+
+    @abc.abstractmethod
+    def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
+        """The object and one page of the flows that reference it."""
+
+    # --- deletion requests ---------------------------------------------------------------
+    @abc.abstractmethod
+    def list_delete_requests(self) -> list[Json]: ...
+
+    @abc.abstractmethod
+    def get_delete_request(self, request_id: str) -> Json: ...
+
+    # --- webhooks (optional in TAMS) -----------------------------------------------------
+    def list_webhooks(self) -> list[Json]:
+        raise NotSupported("webhooks are not supported by this server")
+
+    def register_webhook(self, webhook: Json) -> bool:
+        """Register, update or (empty ``events``) remove; True when now registered."""
+        raise NotSupported("webhooks are not supported by this server")

@@ -1,0 +1,483 @@
+"""The in-memory reference backend: small and obviously correct, the oracle for other backends.
+
+One lock guards all state, so every operation is atomic. Segments of a flow are kept sorted by
+start; as they never overlap, the ones overlapping a query are a contiguous run found by bisection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sortedcontainers import SortedKeyList
+
+from backends import rules
+from backends.base import (
+    Backend,
+    FailedSegment,
+    FlowField,
+    FlowQuery,
+    Json,
+    Page,
+    PageRequest,
+    SegmentPage,
+    SegmentQuery,
+    SourceField,
+    SourceQuery,
+    StorageRequest,
+    UrlOptions,
+)
+from backends.errors import BadRequest, NotFound, TamsError
+from backends.objectstore import (
+    MemoryObjectStore,
+    ObjectStore,
+    StorageBackendInfo,
+    UrlSigner,
+)
+from backends.timerange import TimeRange
+
+
+@dataclass
+class _Object:
+    storage_id: str | None  # None: an external object, its bytes are elsewhere
+    allocated_for: str | None = None  # flow that allocated it, until first registered
+    first_referenced_by: str | None = None
+    references: Counter[str] = field(
+        default_factory=Counter
+    )  # flow id -> segment count
+
+
+def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
+    """Indices of the segments overlapping ``query``: O(log n) bisection on start and end keys."""
+    if query.is_empty:
+        return range(0)
+    lo = bisect.bisect_left(segments, query.start_key(), key=rules.Segment.end_key)
+    hi = bisect.bisect_right(segments, query.end_key(), key=rules.Segment.start_key)
+    return range(lo, max(lo, hi))
+
+
+class MemoryBackend(Backend):
+    def __init__(self, stores: Iterable[ObjectStore]) -> None:
+        self._lock = threading.RLock()
+        self._stores = {s.info.id: s for s in stores}
+        self._service: Json = {}
+        self._sources: dict[str, Json] = {}
+        self._flows: dict[str, Json] = {}
+        self._flows_of_source: dict[str, set[str]] = {}
+        self._collectors: dict[
+            str, set[str]
+        ] = {}  # member flow id -> ids of flows collecting it
+        self._segments: dict[str, SortedKeyList] = {}
+        self._objects: dict[str, _Object] = {}
+
+    # --- service -----------------------------------------------------------------------------
+    def service_info(self) -> Json:
+        with self._lock:
+            return {
+                "type": rules.SERVICE_TYPE,
+                "api_version": rules.API_VERSION,
+                **self._service,
+            }
+
+    def update_service_info(self, changes: Json) -> None:
+        with self._lock:
+            self._service.update(
+                {k: v for k, v in changes.items() if k in ("name", "description")}
+            )
+
+    def storage_backends(self) -> list[Json]:
+        return [s.info.to_json() for s in self._stores.values()]
+
+    # --- sources -----------------------------------------------------------------------------
+    def _source(self, source_id: str) -> Json:
+        try:
+            return self._sources[source_id]
+        except KeyError:
+            raise NotFound(f"source {source_id} not found") from None
+
+    def _source_view(self, source_id: str) -> Json:
+        flows = [self._flows[f] for f in self._flows_of_source.get(source_id, ())]
+        collectors = {c for flow in flows for c in self._collectors.get(flow["id"], ())}
+        collection, collected_by = rules.source_collections(
+            source_id, flows, self._source_of, collectors
+        )
+        return rules.source_view(self._sources[source_id], collection, collected_by)
+
+    def _source_of(self, flow_id: str) -> str | None:
+        flow = self._flows.get(flow_id)
+        return None if flow is None else flow["source_id"]
+
+    def list_sources(self, query: SourceQuery, page: PageRequest) -> Page[Json]:
+        with self._lock:
+            views = (self._source_view(i) for i in sorted(self._sources))
+            return _paged(
+                [v for v in views if rules.matches_source(v, query)], page, key="id"
+            )
+
+    def get_source(self, source_id: str) -> Json:
+        with self._lock:
+            self._source(source_id)
+            return self._source_view(source_id)
+
+    def set_source_tag(self, source_id: str, name: str, value: str | None) -> None:
+        with self._lock:
+            _set_tag(self._source(source_id), name, value, "updated")
+
+    def set_source_field(
+        self, source_id: str, name: SourceField, value: str | None
+    ) -> None:
+        with self._lock:
+            _set_field(self._source(source_id), name, value, "updated")
+
+    # --- flows -------------------------------------------------------------------------------
+    def _flow(self, flow_id: str) -> Json:
+        try:
+            return self._flows[flow_id]
+        except KeyError:
+            raise NotFound(f"flow {flow_id} not found") from None
+
+    def _flow_view(self, flow_id: str) -> Json:
+        return rules.flow_view(self._flows[flow_id], self._collectors.get(flow_id, ()))
+
+    def list_flows(self, query: FlowQuery, page: PageRequest) -> Page[Json]:
+        with self._lock:
+            selected = [
+                self._flow_view(i)
+                for i in sorted(self._flows)
+                if rules.matches_flow(self._flows[i], query)
+                and rules.matches_flow_timerange(
+                    self._ranges_overlapping(i, query.timerange), query.timerange
+                )
+            ]
+            return _paged(selected, page, key="id")
+
+    def _ranges_overlapping(
+        self, flow_id: str, query: TimeRange | None
+    ) -> Iterable[TimeRange]:
+        segments = self._segments.get(flow_id, ())
+        if query is None or query.is_empty:
+            return [s.timerange for s in segments[:1]]
+        return [segments[i].timerange for i in _overlapping(segments, query)[:1]]
+
+    def get_flow(
+        self,
+        flow_id: str,
+        include_timerange: bool = False,
+        timerange: TimeRange | None = None,
+    ) -> Json:
+        with self._lock:
+            self._flow(flow_id)
+            view = self._flow_view(flow_id)
+            if include_timerange:
+                segments = self._segments.get(flow_id)
+                extent = (
+                    segments[0].timerange.extend_to_encompass(segments[-1].timerange)
+                    if segments
+                    else TimeRange.never()
+                )
+                view["timerange"] = rules.flow_timerange_view(extent, timerange)
+            return view
+
+    def put_flow(self, flow_id: str, flow: Json) -> tuple[Json, bool]:
+        with self._lock:
+            existing = self._flows.get(flow_id)
+            stamp = rules.now()
+            stored = rules.prepare_flow(flow_id, flow, existing, stamp)
+            rules.check_collection(stored, lambda f: f in self._flows)
+            if existing is not None:
+                self._unlink_flow(existing)
+            if stored["source_id"] not in self._sources:
+                self._sources[stored["source_id"]] = rules.new_source(stored, stamp)
+            self._flows[flow_id] = stored
+            self._flows_of_source.setdefault(stored["source_id"], set()).add(flow_id)
+            for member in rules.collection_members(stored):
+                self._collectors.setdefault(member, set()).add(flow_id)
+            return self._flow_view(flow_id), existing is None
+
+    def _unlink_flow(self, flow: Json) -> None:
+        """Detach a flow from its source and from the flows it collects, before replacing or deleting it."""
+        for member in rules.collection_members(flow):
+            self._collectors.get(member, set()).discard(flow["id"])
+        source_flows = self._flows_of_source[flow["source_id"]]
+        source_flows.discard(flow["id"])
+        if not source_flows:
+            del self._flows_of_source[flow["source_id"]]
+            del self._sources[flow["source_id"]]
+
+    def delete_flow(self, flow_id: str) -> Json | None:
+        with self._lock:
+            flow = self._flow(flow_id)
+            rules.ensure_writable(flow)
+            stamp = rules.now()
+            for segment in self._segments.pop(flow_id, ()):
+                self._drop_reference(segment.object_id, flow_id)
+            # Flows that collected this one no longer can: drop it from their collections.
+            for collector in self._collectors.pop(flow_id, set()):
+                owner = self._flows[collector]
+                owner["flow_collection"] = [
+                    i for i in owner["flow_collection"] if i["id"] != flow_id
+                ]
+                owner["metadata_updated"] = stamp
+            self._unlink_flow(flow)
+            del self._flows[flow_id]
+            return None
+
+    def set_flow_tag(self, flow_id: str, name: str, value: str | None) -> None:
+        with self._lock:
+            flow = self._flow(flow_id)
+            rules.ensure_writable(flow)
+            _set_tag(flow, name, value, "metadata_updated")
+
+    def set_flow_field(self, flow_id: str, name: FlowField, value: Any) -> None:
+        with self._lock:
+            flow = self._flow(flow_id)
+            if name != "read_only":
+                rules.ensure_writable(flow)
+            if name == "flow_collection":
+                rules.check_collection(
+                    {**flow, "flow_collection": value or []}, lambda f: f in self._flows
+                )
+                for member in rules.collection_members(flow):
+                    self._collectors.get(member, set()).discard(flow_id)
+                for item in value or []:
+                    self._collectors.setdefault(item["id"], set()).add(flow_id)
+            _set_field(flow, name, value, "metadata_updated")
+
+    # --- segments ----------------------------------------------------------------------------
+    def list_segments(
+        self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest
+    ) -> SegmentPage:
+        limit = rules.page_limit(page.limit)
+        with self._lock:
+            segments = self._segments.get(flow_id)
+            indices = _overlapping(segments, query.timerange) if segments else range(0)
+            if query.reverse_order:
+                indices = indices[::-1]
+            if page.page is not None:
+                indices = _resume(
+                    segments,
+                    indices,
+                    rules.decode_cursor(page.page),
+                    query.reverse_order,
+                )
+            chosen: list[rules.Segment] = []
+            next_key = None
+            for i in indices:
+                segment = segments[i]
+                if query.object_id is not None and segment.object_id != query.object_id:
+                    continue
+                if len(chosen) == limit:
+                    next_key = rules.encode_cursor(str(chosen[-1].timerange))
+                    break
+                chosen.append(segment)
+            items = [rules.segment_view(s, self._get_urls(s, urls)) for s in chosen]
+            return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
+
+    def _get_urls(
+        self, segment: rules.Segment, options: UrlOptions
+    ) -> list[Json] | None:
+        if options.accept_get_urls == ():
+            return None  # the client wants no URLs: skip signing them
+        record = self._objects.get(segment.object_id)
+        controlled = []
+        if record is not None and record.storage_id is not None:
+            store = self._stores[record.storage_id]
+            url, presigned = store.download_url(segment.object_id)
+            controlled.append(rules.ControlledUrl(url, presigned, store.info))
+        return rules.get_urls(segment, controlled, options)
+
+    def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
+        with self._lock:
+            flow = self._flow(flow_id)
+            rules.check_segment_post(flow)
+            labels = [s.info.label for s in self._stores.values()]
+            failed = []
+            for body in segments:
+                try:
+                    self._add_segment(flow_id, rules.parse_segment(body, labels))
+                except TamsError as exc:
+                    failed.append(
+                        FailedSegment(
+                            body.get("object_id", ""),
+                            body.get("timerange"),
+                            exc.summary,
+                        )
+                    )
+            if len(failed) < len(segments):
+                flow["segments_updated"] = rules.now()
+            return failed
+
+    def _add_segment(self, flow_id: str, segment: rules.Segment) -> None:
+        stored = self._segments.setdefault(
+            flow_id, SortedKeyList(key=rules.Segment.start_key)
+        )
+        clash = _overlapping(stored, segment.timerange)
+        if clash:
+            other = stored[clash[0]]
+            raise BadRequest(
+                f"segment {segment.timerange} overlaps segment {other.timerange} of this flow"
+            )
+        record = self._objects.get(segment.object_id)
+        if record is None:
+            record = self._objects[segment.object_id] = _Object(storage_id=None)
+        elif record.allocated_for not in (None, flow_id):
+            raise BadRequest(
+                f"object {segment.object_id} was allocated for flow {record.allocated_for} and is not registered yet"
+            )
+        record.allocated_for = None
+        if not record.references:
+            record.first_referenced_by = flow_id
+        record.references[flow_id] += 1
+        stored.add(segment)
+
+    def _drop_reference(self, object_id: str, flow_id: str) -> None:
+        record = self._objects[object_id]
+        record.references[flow_id] -= 1
+        if record.references[flow_id] <= 0:
+            del record.references[flow_id]
+            if record.first_referenced_by == flow_id:
+                record.first_referenced_by = None
+        if not record.references and record.storage_id is None:
+            del self._objects[
+                object_id
+            ]  # an external object nobody references is forgotten
+
+    def delete_segments(
+        self, flow_id: str, timerange: TimeRange, object_id: str | None
+    ) -> Json | None:
+        with self._lock:
+            flow = self._flow(flow_id)
+            rules.ensure_writable(flow)
+            segments = self._segments.get(flow_id)
+            if not segments:
+                return None
+            doomed = [
+                segments[i]
+                for i in _overlapping(segments, timerange)
+                if timerange.covers(segments[i].timerange)
+                and (object_id is None or segments[i].object_id == object_id)
+            ]
+            for segment in doomed:
+                segments.remove(segment)
+                self._drop_reference(segment.object_id, flow_id)
+            if doomed:
+                flow["segments_updated"] = rules.now()
+            return None
+
+    # --- storage and objects -------------------------------------------------------------------
+    def allocate_storage(self, flow_id: str, request: StorageRequest) -> Json:
+        with self._lock:
+            flow = self._flow(flow_id)
+            rules.check_storage_request(flow, request)
+            info = rules.choose_storage(
+                [s.info for s in self._stores.values()], request.storage_id
+            )
+            store = self._stores[info.id]
+            if request.object_ids is not None:
+                ids = list(request.object_ids)
+                taken = [i for i in ids if i in self._objects]
+                if taken or len(set(ids)) != len(ids):
+                    raise BadRequest(
+                        f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}"
+                    )
+            else:
+                ids = [
+                    store.new_object_id()
+                    for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)
+                ]
+            content_type = flow["container"]
+            for object_id in ids:
+                self._objects[object_id] = _Object(
+                    storage_id=info.id, allocated_for=flow_id
+                )
+            return {
+                "media_objects": [
+                    {"object_id": i, "put_url": store.upload_url(i, content_type)}
+                    for i in ids
+                ]
+            }
+
+    def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
+        with self._lock:
+            record = self._objects.get(object_id)
+            if record is None:
+                raise NotFound(f"object {object_id} not found")
+            flows = _paged(sorted(record.references), page, key=None)
+            body: Json = {"id": object_id, "referenced_by_flows": flows.items}
+            if record.first_referenced_by is not None:
+                body["first_referenced_by_flow"] = record.first_referenced_by
+            return body, flows
+
+    def object_store(self, storage_id: str) -> ObjectStore | None:
+        return self._stores.get(storage_id)
+
+    # --- deletion requests: deletes finish at once here --------------------------------------
+    def list_delete_requests(self) -> list[Json]:
+        return []
+
+    def get_delete_request(self, request_id: str) -> Json:
+        raise NotFound(f"deletion request {request_id} not found")
+
+
+def _resume(
+    segments: SortedKeyList, indices: range, position: str, reverse: bool
+) -> range:
+    """Continue a segment listing after the segment whose timerange the cursor names."""
+    try:
+        key = TimeRange.parse(position).start_key()
+    except ValueError as exc:
+        raise BadRequest("invalid page key") from exc
+    if reverse:
+        stop = bisect.bisect_left(segments, key, key=rules.Segment.start_key)
+        return (
+            range(min(indices.start, stop - 1), indices.stop, -1)
+            if indices
+            else indices
+        )
+    start = bisect.bisect_right(segments, key, key=rules.Segment.start_key)
+    return range(max(indices.start, start), indices.stop)
+
+
+def _paged(items: list[Any], page: PageRequest, key: str | None) -> Page[Any]:
+    """One page of ``items`` (sorted by ``key``, or themselves), resuming after the cursor's key."""
+    limit = rules.page_limit(page.limit)
+    keys = [item[key] if key else item for item in items]
+    start = rules.page_after(keys, page.page)
+    chunk = items[start : start + limit]
+    more = start + limit < len(items)
+    next_key = rules.encode_cursor(keys[start + limit - 1]) if more else None
+    return Page(chunk, limit, next_key)
+
+
+def _set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> None:
+    tags = dict(entity.get("tags") or {})
+    if value is None:
+        if name not in tags:
+            raise NotFound(f"tag {name!r} is not set")
+        del tags[name]
+    else:
+        tags[name] = value
+    entity["tags"] = tags
+    entity[stamp_field] = rules.now()
+
+
+def _set_field(entity: Json, name: str, value: Any, stamp_field: str) -> None:
+    if value is None:
+        entity.pop(name, None)
+    else:
+        entity[name] = value
+    entity[stamp_field] = rules.now()
+
+
+def create(options: Mapping[str, Any], signer: UrlSigner) -> MemoryBackend:
+    """Backend factory registered as ``memory``."""
+    label = str(options.get("storage_label", "memory"))
+    info = StorageBackendInfo(
+        id=str(uuid.uuid4()), label=label, store_product="memory", default_storage=True
+    )
+    return MemoryBackend([MemoryObjectStore(info, signer)])

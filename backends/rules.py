@@ -1,0 +1,389 @@
+"""TAMS rules shared by every backend: one home for each, independent of how data is stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import (
+    FlowQuery,
+    Json,
+    SourceQuery,
+    StorageRequest,
+    TagFilter,
+    UrlOptions,
+)
+from backends.errors import BadRequest, NotFound, ReadOnly
+from backends.objectstore import StorageBackendInfo
+from backends.timerange import TimeRange, Timestamp
+
+API_VERSION = "7.0"
+SERVICE_TYPE = "urn:x-tams:service.tams-server"
+
+DEFAULT_PAGE_LIMIT = 100
+MAX_PAGE_LIMIT = 1000
+DEFAULT_STORAGE_LIMIT = 10
+MAX_STORAGE_LIMIT = 1000
+
+# Flow fields the server manages: ignored when a client sends them in a PUT (ADR 0025).
+SERVER_MANAGED_FLOW_FIELDS = (
+    "created",
+    "metadata_updated",
+    "segments_updated",
+    "collected_by",
+    "timerange",
+)
+# Source fields derived by the server, never stored from a client.
+DERIVED_SOURCE_FIELDS = ("source_collection", "collected_by")
+
+
+def now() -> str:
+    """The current time as an RFC 3339 UTC date-time with microseconds."""
+    return (
+        dt.datetime.now(dt.UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+# --- paging --------------------------------------------------------------------------------
+
+
+def page_limit(
+    requested: int | None,
+    default: int = DEFAULT_PAGE_LIMIT,
+    maximum: int = MAX_PAGE_LIMIT,
+) -> int:
+    """The limit actually applied: the default when absent, capped at the maximum."""
+    if requested is None:
+        return default
+    if requested < 1:
+        raise BadRequest("limit must be a positive integer")
+    return min(requested, maximum)
+
+
+def encode_cursor(position: str) -> str:
+    """Wrap a backend's position in an opaque, URL-safe page key."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def decode_cursor(page: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"invalid page key {page!r}") from exc
+
+
+def page_after(sorted_keys: list[str], cursor: str | None) -> int:
+    """Index of the first key after the one a cursor names (keys sorted ascending)."""
+    if cursor is None:
+        return 0
+    return bisect.bisect_right(sorted_keys, decode_cursor(cursor))
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def matches_tags(entity: Json, tags: TagFilter) -> bool:
+    have = entity.get("tags") or {}
+    if any(have.get(name) != value for name, value in tags.equals.items()):
+        return False
+    return all((name in have) == wanted for name, wanted in tags.exists.items())
+
+
+def matches_source(source: Json, query: SourceQuery) -> bool:
+    return (
+        (query.label is None or source.get("label") == query.label)
+        and (query.format is None or source.get("format") == query.format)
+        and matches_tags(source, query.tags)
+    )
+
+
+def matches_flow(flow: Json, query: FlowQuery) -> bool:
+    """Every flow filter except ``timerange``, which needs the flow's segments."""
+    params = flow.get("essence_parameters") or {}
+    return (
+        (query.source_id is None or flow.get("source_id") == query.source_id)
+        and (query.format is None or flow.get("format") == query.format)
+        and (query.codec is None or flow.get("codec") == query.codec)
+        and (query.label is None or flow.get("label") == query.label)
+        and (
+            query.frame_width is None or params.get("frame_width") == query.frame_width
+        )
+        and (
+            query.frame_height is None
+            or params.get("frame_height") == query.frame_height
+        )
+        and matches_tags(flow, query.tags)
+    )
+
+
+def matches_flow_timerange(
+    segment_ranges: Iterable[TimeRange], query: TimeRange | None
+) -> bool:
+    """``timerange`` filter on flows: any segment overlaps it; an empty query means no segments."""
+    if query is None:
+        return True
+    if query.is_empty:
+        return not any(True for _ in segment_ranges)
+    return any(r.overlaps(query) for r in segment_ranges)
+
+
+# --- flows ---------------------------------------------------------------------------------
+
+
+def ensure_writable(flow: Json) -> None:
+    if flow.get("read_only"):
+        raise ReadOnly(f"flow {flow['id']} is read_only")
+
+
+def prepare_flow(flow_id: str, body: Json, existing: Json | None, stamp: str) -> Json:
+    """The flow to store for a PUT: full replacement, server-managed fields kept or set."""
+    if body.get("id") != flow_id:
+        raise NotFound(
+            f"flow id in the path ({flow_id}) does not match the body ({body.get('id')})"
+        )
+    if existing is not None:
+        ensure_writable(existing)
+    flow = {k: v for k, v in body.items() if k not in SERVER_MANAGED_FLOW_FIELDS}
+    flow["created"] = existing["created"] if existing else stamp
+    flow["metadata_updated"] = stamp
+    if existing and "segments_updated" in existing:
+        flow["segments_updated"] = existing["segments_updated"]
+    return flow
+
+
+def collection_members(flow: Json) -> list[str]:
+    return [item["id"] for item in flow.get("flow_collection") or []]
+
+
+def check_collection(flow: Json, flow_exists: Any) -> None:
+    """Collected flows must already be registered, and a flow cannot collect itself."""
+    for member in collection_members(flow):
+        if member == flow["id"]:
+            raise BadRequest("a flow cannot collect itself")
+        if not flow_exists(member):
+            raise BadRequest(
+                f"flow_collection names flow {member}, which is not registered"
+            )
+
+
+def new_source(flow: Json, stamp: str) -> Json:
+    """The source a flow PUT creates implicitly: id and format from the flow."""
+    return {
+        "id": flow["source_id"],
+        "format": flow["format"],
+        "created": stamp,
+        "updated": stamp,
+    }
+
+
+def source_collections(
+    source_id: str,
+    flows_of_source: Iterable[Json],
+    source_of: Callable[[str], str | None],
+    collectors_of_flows: Iterable[str],
+) -> tuple[list[Json], list[str]]:
+    """Derive a source's ``source_collection`` and ``collected_by`` from flow collections.
+
+    ``source_of`` maps a flow id to its source id; ``collectors_of_flows`` are the ids of flows
+    that collect any flow of this source. A source never lists itself.
+    """
+    items: dict[tuple[str, str], Json] = {}
+    for flow in flows_of_source:
+        for item in flow.get("flow_collection") or []:
+            member_source = source_of(item["id"])
+            if member_source is not None and member_source != source_id:
+                items.setdefault(
+                    (member_source, item["role"]),
+                    {"id": member_source, "role": item["role"]},
+                )
+    collectors = {source_of(f) for f in collectors_of_flows}
+    collected_by = sorted(s for s in collectors if s is not None and s != source_id)
+    return sorted(items.values(), key=lambda i: (i["id"], i["role"])), collected_by
+
+
+def source_view(source: Json, collection: list[Json], collected_by: list[str]) -> Json:
+    out = dict(source)
+    if collection:
+        out["source_collection"] = collection
+    if collected_by:
+        out["collected_by"] = collected_by
+    return out
+
+
+def flow_view(flow: Json, collected_by: Iterable[str]) -> Json:
+    out = dict(flow)
+    members = sorted(collected_by)
+    if members:
+        out["collected_by"] = members
+    return out
+
+
+def flow_timerange_view(extent: TimeRange, query: TimeRange | None) -> str:
+    """The computed flow ``timerange``: the span of its segments, limited to the query."""
+    return str(extent if query is None else extent.intersect(query))
+
+
+# --- segments ------------------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """A stored segment: the client's fields, the parsed timerange, uncontrolled URLs."""
+
+    object_id: str
+    timerange: TimeRange
+    fields: Json = field(default_factory=dict)
+    external_urls: list[Json] = field(default_factory=list)
+
+    def start_key(self) -> tuple[int, int, int]:
+        return self.timerange.start_key()
+
+    def end_key(self) -> tuple[int, int, int]:
+        return self.timerange.end_key()
+
+
+def _non_negative_timestamp(segment: Json, name: str) -> None:
+    if name in segment and Timestamp.parse(segment[name]).to_ns() < 0:
+        raise BadRequest(f"{name} cannot be negative")
+
+
+def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
+    """Check one posted segment against the rules the schema cannot express."""
+    try:
+        timerange = TimeRange.parse(body["timerange"])
+        _non_negative_timestamp(body, "ts_offset")
+        _non_negative_timestamp(body, "last_duration")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    if timerange.is_empty:
+        raise BadRequest(f"segment timerange {body['timerange']!r} is empty")
+    if not timerange.is_bounded:
+        raise BadRequest(
+            f"segment timerange {body['timerange']!r} must have a start and an end"
+        )
+    for name in ("sample_offset", "sample_count", "key_frame_count"):
+        if name in body and body[name] < 0:
+            raise BadRequest(f"{name} cannot be negative")
+    labels = set(controlled_labels)
+    external = []
+    for url in body.get("get_urls") or []:
+        if url.get("label") in labels:
+            raise BadRequest(
+                f"get_urls label {url['label']!r} belongs to a storage backend of this server"
+            )
+        external.append({k: url[k] for k in ("url", "label") if k in url})
+    fields = {
+        k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls")
+    }
+    return Segment(body["object_id"], timerange, fields, external)
+
+
+@dataclass(frozen=True)
+class ControlledUrl:
+    url: str
+    presigned: bool
+    backend: StorageBackendInfo
+
+
+def get_urls(
+    segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions
+) -> list[Json] | None:
+    """The segment's ``get_urls`` after the ``accept_get_urls``/``accept_storage_ids``/``presigned`` filters.
+
+    Returns None when ``accept_get_urls`` is empty: the client asked for no URLs.
+    """
+    if options.accept_get_urls == ():
+        return None
+    entries: list[Json] = []
+    for c in controlled:
+        entries.append(
+            {
+                "url": c.url,
+                "presigned": c.presigned,
+                "label": c.backend.label,
+                "storage_id": c.backend.id,
+                "controlled": True,
+                **c.backend.describe(),
+            }
+        )
+    for e in segment.external_urls:
+        entries.append({**e, "presigned": False, "controlled": False})
+    out = []
+    for entry in entries:
+        if (
+            options.accept_get_urls is not None
+            and entry.get("label") not in options.accept_get_urls
+        ):
+            continue
+        if (
+            options.accept_storage_ids
+            and entry.get("storage_id") not in options.accept_storage_ids
+        ):
+            continue
+        if (
+            options.presigned is not None
+            and bool(entry.get("presigned")) != options.presigned
+        ):
+            continue
+        if not options.verbose_storage:
+            entry = {k: entry[k] for k in ("url", "presigned", "label") if k in entry}
+        out.append(entry)
+    return out
+
+
+def segment_view(segment: Segment, urls: list[Json] | None) -> Json:
+    out: Json = {
+        "object_id": segment.object_id,
+        "timerange": str(segment.timerange),
+        **segment.fields,
+    }
+    if urls is not None:
+        out["get_urls"] = urls
+    return out
+
+
+def segments_extent(segments: Iterable[Segment]) -> TimeRange:
+    extent = TimeRange.never()
+    for s in segments:
+        extent = extent.extend_to_encompass(s.timerange)
+    return extent
+
+
+def check_segment_post(flow: Json) -> None:
+    ensure_writable(flow)
+    if not flow.get("container"):
+        raise BadRequest("the flow has no container, so it cannot have segments")
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+def check_storage_request(flow: Json, request: StorageRequest) -> None:
+    ensure_writable(flow)
+    if not flow.get("container"):
+        raise BadRequest("the flow has no container, so it cannot have media objects")
+    if request.limit is not None and request.object_ids is not None:
+        raise BadRequest("give either limit or object_ids, not both")
+    if request.limit is not None and not 1 <= request.limit <= MAX_STORAGE_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_STORAGE_LIMIT}")
+
+
+def choose_storage(
+    backends: list[StorageBackendInfo], storage_id: str | None
+) -> StorageBackendInfo:
+    if storage_id is None:
+        for b in backends:
+            if b.default_storage:
+                return b
+        raise BadRequest("no default storage backend: give storage_id")
+    for b in backends:
+        if b.id == storage_id:
+            return b
+    raise BadRequest(f"unknown storage_id {storage_id}")

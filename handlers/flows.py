@@ -1,0 +1,85 @@
+"""Flows tag: flows and their metadata sub-resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.base import FlowQuery, Json
+from handlers import _params
+from handlers._deletion import deletion_response
+from handlers._properties import flow_field, flow_tags
+from tams_server.context import backend
+
+
+def get_flows(
+    source_id: str | None = None,
+    timerange: str | None = None,
+    format_: str | None = None,
+    codec: str | None = None,
+    label: str | None = None,
+    frame_width: int | None = None,
+    frame_height: int | None = None,
+    limit: int | None = None,
+    page: str | None = None,
+) -> Any:
+    query = FlowQuery(
+        source_id=source_id,
+        format=format_,
+        codec=codec,
+        label=label,
+        tags=_params.tag_filter(),
+        frame_width=frame_width,
+        frame_height=frame_height,
+        timerange=_params.timerange(timerange),
+    )
+    result = backend().list_flows(query, _params.page_request(limit, page))
+    return result.items, 200, _params.paging_headers(result)
+
+
+def get_flows_flow_id(
+    flow_id: str, include_timerange: bool = False, timerange: str | None = None
+) -> Any:
+    return backend().get_flow(
+        flow_id, bool(include_timerange), _params.timerange(timerange)
+    ), 200
+
+
+def put_flows_flow_id(flow_id: str, body: Json) -> Any:
+    flow, created = backend().put_flow(flow_id, body)
+    return (flow, 201) if created else (None, 204)
+
+
+def delete_flows_flow_id(flow_id: str) -> Any:
+    return deletion_response(backend().delete_flow(flow_id))
+
+
+(
+    get_flows_flow_id_tags,
+    get_flows_flow_id_tags_name,
+    put_flows_flow_id_tags_name,
+    delete_flows_flow_id_tags_name,
+) = flow_tags()
+(
+    get_flows_flow_id_description,
+    put_flows_flow_id_description,
+    delete_flows_flow_id_description,
+) = flow_field("description")
+get_flows_flow_id_label, put_flows_flow_id_label, delete_flows_flow_id_label = (
+    flow_field("label")
+)
+get_flows_flow_id_read_only, put_flows_flow_id_read_only, _ = flow_field("read_only")
+(
+    get_flows_flow_id_flow_collection,
+    put_flows_flow_id_flow_collection,
+    delete_flows_flow_id_flow_collection,
+) = flow_field("flow_collection")
+(
+    get_flows_flow_id_max_bit_rate,
+    put_flows_flow_id_max_bit_rate,
+    delete_flows_flow_id_max_bit_rate,
+) = flow_field("max_bit_rate")
+(
+    get_flows_flow_id_avg_bit_rate,
+    put_flows_flow_id_avg_bit_rate,
+    delete_flows_flow_id_avg_bit_rate,
+) = flow_field("avg_bit_rate")

@@ -1,0 +1,43 @@
+"""Sources tag: sources are created and deleted with their flows; their metadata is editable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.base import SourceQuery
+from handlers import _params
+from handlers._properties import source_field, source_tags
+from tams_server.context import backend
+
+
+def get_sources(
+    label: str | None = None,
+    format_: str | None = None,
+    limit: int | None = None,
+    page: str | None = None,
+) -> Any:
+    query = SourceQuery(label=label, format=format_, tags=_params.tag_filter())
+    result = backend().list_sources(query, _params.page_request(limit, page))
+    return result.items, 200, _params.paging_headers(result)
+
+
+def get_sources_source_id(source_id: str) -> Any:
+    return backend().get_source(source_id), 200
+
+
+(
+    get_sources_source_id_tags,
+    get_sources_source_id_tags_name,
+    put_sources_source_id_tags_name,
+    delete_sources_source_id_tags_name,
+) = source_tags()
+(
+    get_sources_source_id_description,
+    put_sources_source_id_description,
+    delete_sources_source_id_description,
+) = source_field("description")
+(
+    get_sources_source_id_label,
+    put_sources_source_id_label,
+    delete_sources_source_id_label,
+) = source_field("label")

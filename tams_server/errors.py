@@ -1,0 +1,70 @@
+"""Every error leaves the server as JSON ``{type, summary, time}`` (the TAMS error schema)."""
+
+from __future__ import annotations
+
+import logging
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from backends import errors
+from backends.rules import now
+from tams_server.json import dumps
+
+log = logging.getLogger("tams_server")
+
+STATUS = {
+    errors.BadRequest: 400,
+    errors.ReadOnly: 403,
+    errors.NotFound: 404,
+    errors.NotSupported: 404,
+}
+NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    416: "RangeNotSatisfiable",
+    500: "InternalServerError",
+    501: "NotImplemented",
+}
+
+
+def error_response(
+    status: int, summary: str, headers: dict[str, str] | None = None
+) -> ConnexionResponse:
+    body = {
+        "type": NAMES.get(status, f"Status{status}"),
+        "summary": summary,
+        "time": now(),
+    }
+    return ConnexionResponse(
+        status_code=status,
+        body=dumps(body),
+        content_type="application/json",
+        headers=headers or {},
+    )
+
+
+def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, errors.TamsError)
+    return error_response(STATUS.get(type(exc), 400), exc.summary)
+
+
+def problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Connexion's own problems (validation, routing) in our error shape."""
+    if isinstance(exc, ProblemException):
+        summary = exc.detail or exc.title or "request failed"
+        return error_response(exc.status, str(summary), dict(exc.headers or {}))
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+def unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "internal server error; the server log has the details")

@@ -1,0 +1,91 @@
+"""Request validation with JSON Schema 2020-12, plugged into Connexion's validator map.
+
+Connexion validates with Draft 4, which silently ignores numeric ``exclusiveMinimum``,
+``unevaluatedProperties`` and ``if/then``. These validators use the original 2020-12 schema that
+``specload.for_connexion`` keeps beside each downgraded one, with format checking on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem
+from connexion.validators import (
+    VALIDATOR_MAP,
+    JSONRequestBodyValidator,
+    ParameterValidator,
+)
+from jsonschema import Draft202012Validator, ValidationError
+
+from tams_server.specload import ORIGINAL_SCHEMA
+
+# Query parameters whose empty value means something the schema pattern cannot say:
+# an empty accept_get_urls asks for no URLs; an empty accept_storage_ids asks for no filtering.
+EMPTY_ALLOWED = frozenset({"accept_get_urls", "accept_storage_ids"})
+
+_cache: dict[int, tuple[Any, Draft202012Validator]] = {}
+
+
+def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+    """A cached 2020-12 validator for a (downgraded) schema, using its original if kept."""
+    entry = _cache.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        original = schema.get(ORIGINAL_SCHEMA, schema)
+        entry = (
+            schema,
+            Draft202012Validator(
+                original, format_checker=Draft202012Validator.FORMAT_CHECKER
+            ),
+        )
+        _cache[id(schema)] = entry
+    return entry[1]
+
+
+def describe(error: ValidationError) -> str:
+    """A short message naming where in the document the error is."""
+    best = max(error.context or [error], key=lambda e: len(e.absolute_path))
+    where = "/".join(str(p) for p in best.absolute_path)
+    return f"{best.message} (at {where})" if where else best.message
+
+
+class TamsParameterValidator(ParameterValidator):
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict, param_name: str | None = None
+    ) -> str | None:
+        if value is None:
+            if param.get("required"):
+                return f"missing {parameter_type} parameter {param['name']!r}"
+            return None
+        if value == "" and param["name"] in EMPTY_ALLOWED:
+            return None
+        try:
+            validator_for(param.get("schema", {})).validate(value)
+        except ValidationError as error:
+            return f"{parameter_type} parameter {param['name']!r}: {error.message}"
+        return None
+
+
+class TamsBodyValidator(JSONRequestBodyValidator):
+    @property
+    def _validator(self) -> Draft202012Validator:
+        return validator_for(self._schema)
+
+    def _validate(self, body: Any) -> dict | None:
+        if not self._nullable and body is None:
+            raise BadRequestProblem(detail="the request body must not be empty")
+        try:
+            self._validator.validate(body)
+        except ValidationError as error:
+            raise BadRequestProblem(
+                detail=f"invalid request body: {describe(error)}"
+            ) from None
+        return None
+
+
+VALIDATORS = {
+    **VALIDATOR_MAP,
+    "parameter": TamsParameterValidator,
+    "body": MediaTypeDict({"*/*json": TamsBodyValidator}),
+}
