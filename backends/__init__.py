@@ -35,9 +35,7 @@ def load_factory(name: str) -> BackendFactory:
     target = available().get(name, name)
     module_name, sep, attribute = target.partition(":")
     if not sep:
-        raise LookupError(
-            f"unknown backend {name!r}; known: {', '.join(sorted(available()))}"
-        )
+        raise LookupError(f"unknown backend {name!r}; known: {', '.join(sorted(available()))}")
     factory = getattr(importlib.import_module(module_name), attribute, None)
     if not callable(factory):
         raise TypeError(f"backend {name!r}: {target} is not a factory")

@@ -143,9 +143,7 @@ class Backend(abc.ABC):
         """Set a tag, or remove it when ``value`` is None (NotFound if it was not set)."""
 
     @abc.abstractmethod
-    def set_source_field(
-        self, source_id: str, name: SourceField, value: str | None
-    ) -> None:
+    def set_source_field(self, source_id: str, name: SourceField, value: str | None) -> None:
         """Set or (with None) unset ``label`` or ``description``."""
 
     # --- flows ---------------------------------------------------------------------------
@@ -177,18 +175,14 @@ class Backend(abc.ABC):
 
     # --- segments ------------------------------------------------------------------------
     @abc.abstractmethod
-    def list_segments(
-        self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest
-    ) -> SegmentPage: ...
+    def list_segments(self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest) -> SegmentPage: ...
 
     @abc.abstractmethod
     def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
         """Register segments one by one; those that break a rule are returned, the rest stored."""
 
     @abc.abstractmethod
-    def delete_segments(
-        self, flow_id: str, timerange: TimeRange, object_id: str | None
-    ) -> Json | None:
+    def delete_segments(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Json | None:
         """Delete segments wholly covered by ``timerange``: None when done, else a deletion request."""
 
     # --- media storage and objects -------------------------------------------------------

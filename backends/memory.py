@@ -47,9 +47,7 @@ class _Object:
     storage_id: str | None  # None: an external object, its bytes are elsewhere
     allocated_for: str | None = None  # flow that allocated it, until first registered
     first_referenced_by: str | None = None
-    references: Counter[str] = field(
-        default_factory=Counter
-    )  # flow id -> segment count
+    references: Counter[str] = field(default_factory=Counter)  # flow id -> segment count
 
 
 def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
@@ -69,9 +67,7 @@ class MemoryBackend(Backend):
         self._sources: dict[str, Json] = {}
         self._flows: dict[str, Json] = {}
         self._flows_of_source: dict[str, set[str]] = {}
-        self._collectors: dict[
-            str, set[str]
-        ] = {}  # member flow id -> ids of flows collecting it
+        self._collectors: dict[str, set[str]] = {}  # member flow id -> ids of flows collecting it
         self._segments: dict[str, SortedKeyList] = {}
         self._objects: dict[str, _Object] = {}
 
@@ -86,9 +82,7 @@ class MemoryBackend(Backend):
 
     def update_service_info(self, changes: Json) -> None:
         with self._lock:
-            self._service.update(
-                {k: v for k, v in changes.items() if k in ("name", "description")}
-            )
+            self._service.update({k: v for k, v in changes.items() if k in ("name", "description")})
 
     def storage_backends(self) -> list[Json]:
         return [s.info.to_json() for s in self._stores.values()]
@@ -103,9 +97,7 @@ class MemoryBackend(Backend):
     def _source_view(self, source_id: str) -> Json:
         flows = [self._flows[f] for f in self._flows_of_source.get(source_id, ())]
         collectors = {c for flow in flows for c in self._collectors.get(flow["id"], ())}
-        collection, collected_by = rules.source_collections(
-            source_id, flows, self._source_of, collectors
-        )
+        collection, collected_by = rules.source_collections(source_id, flows, self._source_of, collectors)
         return rules.source_view(self._sources[source_id], collection, collected_by)
 
     def _source_of(self, flow_id: str) -> str | None:
@@ -115,9 +107,7 @@ class MemoryBackend(Backend):
     def list_sources(self, query: SourceQuery, page: PageRequest) -> Page[Json]:
         with self._lock:
             views = (self._source_view(i) for i in sorted(self._sources))
-            return _paged(
-                [v for v in views if rules.matches_source(v, query)], page, key="id"
-            )
+            return _paged([v for v in views if rules.matches_source(v, query)], page, key="id")
 
     def get_source(self, source_id: str) -> Json:
         with self._lock:
@@ -128,9 +118,7 @@ class MemoryBackend(Backend):
         with self._lock:
             _set_tag(self._source(source_id), name, value, "updated")
 
-    def set_source_field(
-        self, source_id: str, name: SourceField, value: str | None
-    ) -> None:
+    def set_source_field(self, source_id: str, name: SourceField, value: str | None) -> None:
         with self._lock:
             _set_field(self._source(source_id), name, value, "updated")
 
@@ -150,15 +138,11 @@ class MemoryBackend(Backend):
                 self._flow_view(i)
                 for i in sorted(self._flows)
                 if rules.matches_flow(self._flows[i], query)
-                and rules.matches_flow_timerange(
-                    self._ranges_overlapping(i, query.timerange), query.timerange
-                )
+                and rules.matches_flow_timerange(self._ranges_overlapping(i, query.timerange), query.timerange)
             ]
             return _paged(selected, page, key="id")
 
-    def _ranges_overlapping(
-        self, flow_id: str, query: TimeRange | None
-    ) -> Iterable[TimeRange]:
+    def _ranges_overlapping(self, flow_id: str, query: TimeRange | None) -> Iterable[TimeRange]:
         segments = self._segments.get(flow_id, ())
         if query is None or query.is_empty:
             return [s.timerange for s in segments[:1]]
@@ -176,9 +160,7 @@ class MemoryBackend(Backend):
             if include_timerange:
                 segments = self._segments.get(flow_id)
                 extent = (
-                    segments[0].timerange.extend_to_encompass(segments[-1].timerange)
-                    if segments
-                    else TimeRange.never()
+                    segments[0].timerange.extend_to_encompass(segments[-1].timerange) if segments else TimeRange.never()
                 )
                 view["timerange"] = rules.flow_timerange_view(extent, timerange)
             return view
@@ -219,9 +201,7 @@ class MemoryBackend(Backend):
             # Flows that collected this one no longer can: drop it from their collections.
             for collector in self._collectors.pop(flow_id, set()):
                 owner = self._flows[collector]
-                owner["flow_collection"] = [
-                    i for i in owner["flow_collection"] if i["id"] != flow_id
-                ]
+                owner["flow_collection"] = [i for i in owner["flow_collection"] if i["id"] != flow_id]
                 owner["metadata_updated"] = stamp
             self._unlink_flow(flow)
             del self._flows[flow_id]
@@ -239,9 +219,7 @@ class MemoryBackend(Backend):
             if name != "read_only":
                 rules.ensure_writable(flow)
             if name == "flow_collection":
-                rules.check_collection(
-                    {**flow, "flow_collection": value or []}, lambda f: f in self._flows
-                )
+                rules.check_collection({**flow, "flow_collection": value or []}, lambda f: f in self._flows)
                 for member in rules.collection_members(flow):
                     self._collectors.get(member, set()).discard(flow_id)
                 for item in value or []:
@@ -249,9 +227,7 @@ class MemoryBackend(Backend):
             _set_field(flow, name, value, "metadata_updated")
 
     # --- segments ----------------------------------------------------------------------------
-    def list_segments(
-        self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest
-    ) -> SegmentPage:
+    def list_segments(self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest) -> SegmentPage:
         limit = rules.page_limit(page.limit)
         with self._lock:
             segments = self._segments.get(flow_id)
@@ -278,9 +254,7 @@ class MemoryBackend(Backend):
             items = [rules.segment_view(s, self._get_urls(s, urls)) for s in chosen]
             return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
 
-    def _get_urls(
-        self, segment: rules.Segment, options: UrlOptions
-    ) -> list[Json] | None:
+    def _get_urls(self, segment: rules.Segment, options: UrlOptions) -> list[Json] | None:
         if options.accept_get_urls == ():
             return None  # the client wants no URLs: skip signing them
         record = self._objects.get(segment.object_id)
@@ -313,15 +287,11 @@ class MemoryBackend(Backend):
             return failed
 
     def _add_segment(self, flow_id: str, segment: rules.Segment) -> None:
-        stored = self._segments.setdefault(
-            flow_id, SortedKeyList(key=rules.Segment.start_key)
-        )
+        stored = self._segments.setdefault(flow_id, SortedKeyList(key=rules.Segment.start_key))
         clash = _overlapping(stored, segment.timerange)
         if clash:
             other = stored[clash[0]]
-            raise BadRequest(
-                f"segment {segment.timerange} overlaps segment {other.timerange} of this flow"
-            )
+            raise BadRequest(f"segment {segment.timerange} overlaps segment {other.timerange} of this flow")
         record = self._objects.get(segment.object_id)
         if record is None:
             record = self._objects[segment.object_id] = _Object(storage_id=None)
@@ -343,13 +313,9 @@ class MemoryBackend(Backend):
             if record.first_referenced_by == flow_id:
                 record.first_referenced_by = None
         if not record.references and record.storage_id is None:
-            del self._objects[
-                object_id
-            ]  # an external object nobody references is forgotten
+            del self._objects[object_id]  # an external object nobody references is forgotten
 
-    def delete_segments(
-        self, flow_id: str, timerange: TimeRange, object_id: str | None
-    ) -> Json | None:
+    def delete_segments(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Json | None:
         with self._lock:
             flow = self._flow(flow_id)
             rules.ensure_writable(flow)
@@ -359,8 +325,7 @@ class MemoryBackend(Backend):
             doomed = [
                 segments[i]
                 for i in _overlapping(segments, timerange)
-                if timerange.covers(segments[i].timerange)
-                and (object_id is None or segments[i].object_id == object_id)
+                if timerange.covers(segments[i].timerange) and (object_id is None or segments[i].object_id == object_id)
             ]
             for segment in doomed:
                 segments.remove(segment)
@@ -374,33 +339,19 @@ class MemoryBackend(Backend):
         with self._lock:
             flow = self._flow(flow_id)
             rules.check_storage_request(flow, request)
-            info = rules.choose_storage(
-                [s.info for s in self._stores.values()], request.storage_id
-            )
+            info = rules.choose_storage([s.info for s in self._stores.values()], request.storage_id)
             store = self._stores[info.id]
             if request.object_ids is not None:
                 ids = list(request.object_ids)
                 taken = [i for i in ids if i in self._objects]
                 if taken or len(set(ids)) != len(ids):
-                    raise BadRequest(
-                        f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}"
-                    )
+                    raise BadRequest(f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}")
             else:
-                ids = [
-                    store.new_object_id()
-                    for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)
-                ]
+                ids = [store.new_object_id() for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)]
             content_type = flow["container"]
             for object_id in ids:
-                self._objects[object_id] = _Object(
-                    storage_id=info.id, allocated_for=flow_id
-                )
-            return {
-                "media_objects": [
-                    {"object_id": i, "put_url": store.upload_url(i, content_type)}
-                    for i in ids
-                ]
-            }
+                self._objects[object_id] = _Object(storage_id=info.id, allocated_for=flow_id)
+            return {"media_objects": [{"object_id": i, "put_url": store.upload_url(i, content_type)} for i in ids]}
 
     def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
         with self._lock:
@@ -424,9 +375,7 @@ class MemoryBackend(Backend):
         raise NotFound(f"deletion request {request_id} not found")
 
 
-def _resume(
-    segments: SortedKeyList, indices: range, position: str, reverse: bool
-) -> range:
+def _resume(segments: SortedKeyList, indices: range, position: str, reverse: bool) -> range:
     """Continue a segment listing after the segment whose timerange the cursor names."""
     try:
         key = TimeRange.parse(position).start_key()
@@ -434,11 +383,7 @@ def _resume(
         raise BadRequest("invalid page key") from exc
     if reverse:
         stop = bisect.bisect_left(segments, key, key=rules.Segment.start_key)
-        return (
-            range(min(indices.start, stop - 1), indices.stop, -1)
-            if indices
-            else indices
-        )
+        return range(min(indices.start, stop - 1), indices.stop, -1) if indices else indices
     start = bisect.bisect_right(segments, key, key=rules.Segment.start_key)
     return range(max(indices.start, start), indices.stop)
 
@@ -477,7 +422,5 @@ def _set_field(entity: Json, name: str, value: Any, stamp_field: str) -> None:
 def create(options: Mapping[str, Any], signer: UrlSigner) -> MemoryBackend:
     """Backend factory registered as ``memory``."""
     label = str(options.get("storage_label", "memory"))
-    info = StorageBackendInfo(
-        id=str(uuid.uuid4()), label=label, store_product="memory", default_storage=True
-    )
+    info = StorageBackendInfo(id=str(uuid.uuid4()), label=label, store_product="memory", default_storage=True)
     return MemoryBackend([MemoryObjectStore(info, signer)])

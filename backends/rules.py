@@ -44,11 +44,7 @@ DERIVED_SOURCE_FIELDS = ("source_collection", "collected_by")
 
 def now() -> str:
     """The current time as an RFC 3339 UTC date-time with microseconds."""
-    return (
-        dt.datetime.now(dt.UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 # --- paging --------------------------------------------------------------------------------
@@ -112,20 +108,13 @@ def matches_flow(flow: Json, query: FlowQuery) -> bool:
         and (query.format is None or flow.get("format") == query.format)
         and (query.codec is None or flow.get("codec") == query.codec)
         and (query.label is None or flow.get("label") == query.label)
-        and (
-            query.frame_width is None or params.get("frame_width") == query.frame_width
-        )
-        and (
-            query.frame_height is None
-            or params.get("frame_height") == query.frame_height
-        )
+        and (query.frame_width is None or params.get("frame_width") == query.frame_width)
+        and (query.frame_height is None or params.get("frame_height") == query.frame_height)
         and matches_tags(flow, query.tags)
     )
 
 
-def matches_flow_timerange(
-    segment_ranges: Iterable[TimeRange], query: TimeRange | None
-) -> bool:
+def matches_flow_timerange(segment_ranges: Iterable[TimeRange], query: TimeRange | None) -> bool:
     """``timerange`` filter on flows: any segment overlaps it; an empty query means no segments."""
     if query is None:
         return True
@@ -145,9 +134,7 @@ def ensure_writable(flow: Json) -> None:
 def prepare_flow(flow_id: str, body: Json, existing: Json | None, stamp: str) -> Json:
     """The flow to store for a PUT: full replacement, server-managed fields kept or set."""
     if body.get("id") != flow_id:
-        raise NotFound(
-            f"flow id in the path ({flow_id}) does not match the body ({body.get('id')})"
-        )
+        raise NotFound(f"flow id in the path ({flow_id}) does not match the body ({body.get('id')})")
     if existing is not None:
         ensure_writable(existing)
     flow = {k: v for k, v in body.items() if k not in SERVER_MANAGED_FLOW_FIELDS}
@@ -168,9 +155,7 @@ def check_collection(flow: Json, flow_exists: Any) -> None:
         if member == flow["id"]:
             raise BadRequest("a flow cannot collect itself")
         if not flow_exists(member):
-            raise BadRequest(
-                f"flow_collection names flow {member}, which is not registered"
-            )
+            raise BadRequest(f"flow_collection names flow {member}, which is not registered")
 
 
 def new_source(flow: Json, stamp: str) -> Json:
@@ -265,9 +250,7 @@ def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
     if timerange.is_empty:
         raise BadRequest(f"segment timerange {body['timerange']!r} is empty")
     if not timerange.is_bounded:
-        raise BadRequest(
-            f"segment timerange {body['timerange']!r} must have a start and an end"
-        )
+        raise BadRequest(f"segment timerange {body['timerange']!r} must have a start and an end")
     for name in ("sample_offset", "sample_count", "key_frame_count"):
         if name in body and body[name] < 0:
             raise BadRequest(f"{name} cannot be negative")
@@ -275,13 +258,9 @@ def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
     external = []
     for url in body.get("get_urls") or []:
         if url.get("label") in labels:
-            raise BadRequest(
-                f"get_urls label {url['label']!r} belongs to a storage backend of this server"
-            )
+            raise BadRequest(f"get_urls label {url['label']!r} belongs to a storage backend of this server")
         external.append({k: url[k] for k in ("url", "label") if k in url})
-    fields = {
-        k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls")
-    }
+    fields = {k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls")}
     return Segment(body["object_id"], timerange, fields, external)
 
 
@@ -292,9 +271,7 @@ class ControlledUrl:
     backend: StorageBackendInfo
 
 
-def get_urls(
-    segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions
-) -> list[Json] | None:
+def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions) -> list[Json] | None:
     """The segment's ``get_urls`` after the ``accept_get_urls``/``accept_storage_ids``/``presigned`` filters.
 
     Returns None when ``accept_get_urls`` is empty: the client asked for no URLs.
@@ -317,20 +294,11 @@ def get_urls(
         entries.append({**e, "presigned": False, "controlled": False})
     out = []
     for entry in entries:
-        if (
-            options.accept_get_urls is not None
-            and entry.get("label") not in options.accept_get_urls
-        ):
+        if options.accept_get_urls is not None and entry.get("label") not in options.accept_get_urls:
             continue
-        if (
-            options.accept_storage_ids
-            and entry.get("storage_id") not in options.accept_storage_ids
-        ):
+        if options.accept_storage_ids and entry.get("storage_id") not in options.accept_storage_ids:
             continue
-        if (
-            options.presigned is not None
-            and bool(entry.get("presigned")) != options.presigned
-        ):
+        if options.presigned is not None and bool(entry.get("presigned")) != options.presigned:
             continue
         if not options.verbose_storage:
             entry = {k: entry[k] for k in ("url", "presigned", "label") if k in entry}
@@ -375,9 +343,7 @@ def check_storage_request(flow: Json, request: StorageRequest) -> None:
         raise BadRequest(f"limit must be between 1 and {MAX_STORAGE_LIMIT}")
 
 
-def choose_storage(
-    backends: list[StorageBackendInfo], storage_id: str | None
-) -> StorageBackendInfo:
+def choose_storage(backends: list[StorageBackendInfo], storage_id: str | None) -> StorageBackendInfo:
     if storage_id is None:
         for b in backends:
             if b.default_storage:

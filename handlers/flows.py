@@ -36,12 +36,8 @@ def get_flows(
     return result.items, 200, _params.paging_headers(result)
 
 
-def get_flows_flow_id(
-    flow_id: str, include_timerange: bool = False, timerange: str | None = None
-) -> Any:
-    return backend().get_flow(
-        flow_id, bool(include_timerange), _params.timerange(timerange)
-    ), 200
+def get_flows_flow_id(flow_id: str, include_timerange: bool = False, timerange: str | None = None) -> Any:
+    return backend().get_flow(flow_id, bool(include_timerange), _params.timerange(timerange)), 200
 
 
 def put_flows_flow_id(flow_id: str, body: Json) -> Any:
@@ -64,9 +60,7 @@ def delete_flows_flow_id(flow_id: str) -> Any:
     put_flows_flow_id_description,
     delete_flows_flow_id_description,
 ) = flow_field("description")
-get_flows_flow_id_label, put_flows_flow_id_label, delete_flows_flow_id_label = (
-    flow_field("label")
-)
+get_flows_flow_id_label, put_flows_flow_id_label, delete_flows_flow_id_label = flow_field("label")
 get_flows_flow_id_read_only, put_flows_flow_id_read_only, _ = flow_field("read_only")
 (
     get_flows_flow_id_flow_collection,

@@ -8,8 +8,6 @@ from handlers import _params
 from tams_server.context import backend
 
 
-def get_objects(
-    object_id: str, limit: int | None = None, page: str | None = None
-) -> Any:
+def get_objects(object_id: str, limit: int | None = None, page: str | None = None) -> Any:
     body, flows = backend().get_object(object_id, _params.page_request(limit, page))
     return body, 200, _params.paging_headers(flows)

@@ -29,9 +29,7 @@ def get_flows_flow_id_segments(
         reverse_order=bool(reverse_order),
     )
     urls = _params.url_options(presigned, verbose_storage)
-    result = backend().list_segments(
-        flow_id, query, urls, _params.page_request(limit, page)
-    )
+    result = backend().list_segments(flow_id, query, urls, _params.page_request(limit, page))
     headers = _params.paging_headers(result)
     headers["X-Paging-Timerange"] = str(result.timerange)
     headers["X-Paging-Count"] = str(len(result.items))
@@ -60,8 +58,6 @@ def post_flows_flow_id_segments(flow_id: str, body: Json | list[Json]) -> Any:
     return {"failed_segments": failures}, 200
 
 
-def delete_flows_flow_id_segments(
-    flow_id: str, timerange: str | None = None, object_id: str | None = None
-) -> Any:
+def delete_flows_flow_id_segments(flow_id: str, timerange: str | None = None, object_id: str | None = None) -> Any:
     selected = _params.timerange(timerange) or TimeRange.eternity()
     return deletion_response(backend().delete_segments(flow_id, selected, object_id))

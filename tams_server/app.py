@@ -46,11 +46,7 @@ def connexion_document(spec_path: Path) -> dict[str, Any]:
     for template, path_item in doc["paths"].items():
         if template.startswith("/objects/"):
             for operation in path_item.values():
-                for parameter in (
-                    operation.get("parameters", [])
-                    if isinstance(operation, dict)
-                    else []
-                ):
+                for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
                     if parameter["in"] == "path":
                         parameter["schema"]["format"] = "path"
     return doc
@@ -61,11 +57,7 @@ def _allowed_methods(doc: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
     table = []
     for template, path_item in doc["paths"].items():
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-        methods = sorted(
-            m.upper()
-            for m in path_item
-            if m in ("get", "head", "put", "post", "delete", "patch")
-        )
+        methods = sorted(m.upper() for m in path_item if m in ("get", "head", "put", "post", "delete", "patch"))
         table.append((re.compile(f"^{pattern}$"), ", ".join(methods)))
     return table
 
@@ -103,9 +95,7 @@ class TamsApp:
             send = _drop_body(send)
         if scope["path"].startswith(media.MEDIA_PREFIX):
             store_for = getattr(self.backend, "object_store", lambda _id: None)
-            response = await media.serve(
-                Request(scope, receive), self.signer, store_for
-            )
+            response = await media.serve(Request(scope, receive), self.signer, store_for)
             await response(scope, receive, send)
             return
         await self.api(scope, receive, send)
@@ -120,21 +110,13 @@ def _drop_body(send: Send) -> Send:
     return send_without_body
 
 
-def create_app(
-    settings: Settings | None = None, backend: Backend | None = None
-) -> TamsApp:
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> TamsApp:
     """Build the app from settings; ``backend`` overrides the configured one (for tests)."""
     settings = settings or Settings()
-    secret = (
-        settings.media_secret.encode()
-        if settings.media_secret
-        else secrets.token_bytes(32)
-    )
+    secret = settings.media_secret.encode() if settings.media_secret else secrets.token_bytes(32)
     signer = media.HmacUrlSigner(secret, context.base_url, settings.media_url_lifetime)
     if backend is None:
-        backend = backends.load_factory(settings.backend)(
-            settings.backend_options, signer
-        )
+        backend = backends.load_factory(settings.backend)(settings.backend_options, signer)
 
     spec_path = Path(settings.spec) if settings.spec else default_spec_path()
     doc = connexion_document(spec_path)
@@ -150,15 +132,9 @@ def create_app(
     api.add_api(doc, resolver=resolver, resolver_error=501)
     allowed = _allowed_methods(doc)
 
-    def method_not_allowed(
-        request: ConnexionRequest, exc: Exception
-    ) -> ConnexionResponse:
-        methods = next(
-            (m for pattern, m in allowed if pattern.match(request.url.path)), ""
-        )
-        return errors.error_response(
-            405, f"{request.method} is not allowed here", {"Allow": methods}
-        )
+    def method_not_allowed(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        methods = next((m for pattern, m in allowed if pattern.match(request.url.path)), "")
+        return errors.error_response(405, f"{request.method} is not allowed here", {"Allow": methods})
 
     api.add_error_handler(domain_errors.TamsError, errors.domain_error)
     api.add_error_handler(405, method_not_allowed)

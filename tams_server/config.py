@@ -39,16 +39,10 @@ ENV_PREFIX = "TAMS_"
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = dict(os.environ if environ is None else environ)
     names = {f.name for f in fields(Settings)} - {"backend_options"}
-    return {
-        n: environ[ENV_PREFIX + n.upper()]
-        for n in names
-        if ENV_PREFIX + n.upper() in environ
-    }
+    return {n: environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in environ}
 
 
-def load(
-    config_file: str | None = None, overrides: dict[str, Any] | None = None
-) -> Settings:
+def load(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     settings = Settings()
     if config_file:
         with Path(config_file).open("rb") as f:

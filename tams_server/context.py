@@ -10,9 +10,7 @@ from contextvars import ContextVar
 from backends.base import Backend
 
 _backend: ContextVar[Backend] = ContextVar("tams_backend")
-_base_url: ContextVar[str] = ContextVar(
-    "tams_base_url", default="http://localhost:4010"
-)
+_base_url: ContextVar[str] = ContextVar("tams_base_url", default="http://localhost:4010")
 
 
 def backend() -> Backend:

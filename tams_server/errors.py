@@ -35,9 +35,7 @@ NAMES = {
 }
 
 
-def error_response(
-    status: int, summary: str, headers: dict[str, str] | None = None
-) -> ConnexionResponse:
+def error_response(status: int, summary: str, headers: dict[str, str] | None = None) -> ConnexionResponse:
     body = {
         "type": NAMES.get(status, f"Status{status}"),
         "summary": summary,

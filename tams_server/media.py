@@ -28,9 +28,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 class HmacUrlSigner:
     """Signs media URLs; ``base_url`` gives the public root at signing time."""
 
-    def __init__(
-        self, secret: bytes, base_url: Callable[[], str], lifetime_s: int = 3600
-    ) -> None:
+    def __init__(self, secret: bytes, base_url: Callable[[], str], lifetime_s: int = 3600) -> None:
         self._secret = secret
         self._base_url = base_url
         self.lifetime_s = lifetime_s
@@ -45,31 +43,25 @@ class HmacUrlSigner:
         path = f"{MEDIA_PREFIX}{storage_id}/{quote(object_id, safe='')}"
         return f"{self._base_url()}{path}?expires={expires}&signature={mac}"
 
-    def verify(
-        self, method: str, storage_id: str, object_id: str, expires: str, signature: str
-    ) -> bool:
+    def verify(self, method: str, storage_id: str, object_id: str, expires: str, signature: str) -> bool:
         if not expires.isdigit() or int(expires) < time.time():
             return False
         expected = self._mac(method, storage_id, object_id, int(expires))
         return hmac.compare_digest(expected, signature)
 
 
-def _error(
-    status: int, summary: str, headers: dict[str, str] | None = None
-) -> Response:
+def _error(status: int, summary: str, headers: dict[str, str] | None = None) -> Response:
     body = {"type": "MediaError", "summary": summary, "time": now()}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(first, last) for a single satisfiable range; None for the whole object; "bad" if unsatisfiable."""
     if not header:
         return None
     match = _RANGE.match(header.strip())
     if not match:
-        return (
-            None  # multiple or unknown ranges: RFC 9110 lets us send the whole object
-        )
+        return None  # multiple or unknown ranges: RFC 9110 lets us send the whole object
     first, last = match.groups()
     if first == "":
         if last == "" or int(last) == 0:
@@ -93,9 +85,7 @@ async def serve(
     storage_id, _, object_id = rest.partition("/")
     method = "GET" if request.method == "HEAD" else request.method
     if method not in ("GET", "PUT"):
-        return _error(
-            405, "media URLs take GET, HEAD and PUT", {"Allow": "GET, HEAD, PUT"}
-        )
+        return _error(405, "media URLs take GET, HEAD and PUT", {"Allow": "GET, HEAD, PUT"})
     params = request.query_params
     if not signer.verify(
         method,
@@ -111,9 +101,7 @@ async def serve(
     if method == "PUT":
         data = await request.body()
         store.write(object_id, data, request.headers.get("content-type"))
-        return Response(
-            status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'}
-        )
+        return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
     found = store.read(object_id)
     if found is None:
         return _error(404, f"object {object_id} has no uploaded content")

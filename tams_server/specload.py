@@ -47,9 +47,7 @@ def _resolve_pointer(doc: Any, pointer: str, where: str) -> Any:
         try:
             node = node[int(part)] if isinstance(node, list) else node[part]
         except (KeyError, IndexError, ValueError) as exc:
-            raise SpecError(
-                f"{where}: JSON pointer {pointer!r} does not resolve"
-            ) from exc
+            raise SpecError(f"{where}: JSON pointer {pointer!r} does not resolve") from exc
     return node
 
 
@@ -85,24 +83,18 @@ class _Bundler:
         ref = node.get("$ref")
         if isinstance(ref, str) and not (root and ref.startswith("#")):
             file_part, _, pointer = ref.partition("#")
-            target_file = (
-                (base.parent / file_part).resolve() if file_part else base.resolve()
-            )
+            target_file = (base.parent / file_part).resolve() if file_part else base.resolve()
             key = f"{target_file}#{pointer}"
             if key in stack:
-                raise SpecError(f"reference cycle: {' -> '.join(stack + (key,))}")
-            target = _resolve_pointer(
-                self.document(target_file), pointer, str(target_file)
-            )
-            inlined = self.inline(target, target_file, stack + (key,), root=False)
+                raise SpecError(f"reference cycle: {' -> '.join((*stack, key))}")
+            target = _resolve_pointer(self.document(target_file), pointer, str(target_file))
+            inlined = self.inline(target, target_file, (*stack, key), root=False)
             siblings = {k: v for k, v in node.items() if k != "$ref"}
             if siblings and isinstance(inlined, dict):
                 inlined = {**inlined, **self.inline(siblings, base, stack, root)}
             return inlined
         return {
-            key: value
-            if _is_literal(key, parent_key)
-            else self.inline(value, base, stack, root, key)
+            key: value if _is_literal(key, parent_key) else self.inline(value, base, stack, root, key)
             for key, value in node.items()
         }
 
@@ -125,18 +117,11 @@ def resolve_internal(document: dict[str, Any]) -> dict[str, Any]:
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#"):
             if ref in stack:
-                raise SpecError(f"reference cycle: {' -> '.join(stack + (ref,))}")
-            target = walk(_resolve_pointer(document, ref[1:], "spec"), stack + (ref,))
+                raise SpecError(f"reference cycle: {' -> '.join((*stack, ref))}")
+            target = walk(_resolve_pointer(document, ref[1:], "spec"), (*stack, ref))
             siblings = {k: walk(v, stack) for k, v in node.items() if k != "$ref"}
-            return (
-                {**target, **siblings}
-                if siblings and isinstance(target, dict)
-                else target
-            )
-        return {
-            k: v if _is_literal(k, parent_key) else walk(v, stack, k)
-            for k, v in node.items()
-        }
+            return {**target, **siblings} if siblings and isinstance(target, dict) else target
+        return {k: v if _is_literal(k, parent_key) else walk(v, stack, k) for k, v in node.items()}
 
     return walk(document, ())
 
@@ -169,9 +154,7 @@ def downgrade_schema(schema: Any) -> Any:
             continue
         if key == "properties" and isinstance(value, dict):
             out[key] = {name: downgrade_schema(sub) for name, sub in value.items()}
-        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(
-            value, bool
-        ):
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
         elif key == "const":
@@ -200,6 +183,9 @@ def for_connexion(bundled: dict[str, Any]) -> dict[str, Any]:
     doc["openapi"] = "3.0.3"
     doc.pop("webhooks", None)
     doc.pop("jsonSchemaDialect", None)
+    # Info fields that only 3.1 knows.
+    doc.get("info", {}).pop("summary", None)
+    doc.get("info", {}).get("license", {}).pop("identifier", None)
     # Examples are documentation; in 3.1 they may hold "$ref" look-alikes that 3.0 tools misread.
     for path_item in doc.get("paths", {}).values():
         for method, operation in path_item.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.validators import (
     VALIDATOR_MAP,
     JSONRequestBodyValidator,
@@ -34,9 +34,7 @@ def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
         original = schema.get(ORIGINAL_SCHEMA, schema)
         entry = (
             schema,
-            Draft202012Validator(
-                original, format_checker=Draft202012Validator.FORMAT_CHECKER
-            ),
+            Draft202012Validator(original, format_checker=Draft202012Validator.FORMAT_CHECKER),
         )
         _cache[id(schema)] = entry
     return entry[1]
@@ -51,9 +49,7 @@ def describe(error: ValidationError) -> str:
 
 class TamsParameterValidator(ParameterValidator):
     @staticmethod
-    def validate_parameter(
-        parameter_type: str, value: Any, param: dict, param_name: str | None = None
-    ) -> str | None:
+    def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: str | None = None) -> str | None:
         if value is None:
             if param.get("required"):
                 return f"missing {parameter_type} parameter {param['name']!r}"
@@ -64,6 +60,13 @@ class TamsParameterValidator(ParameterValidator):
             validator_for(param.get("schema", {})).validate(value)
         except ValidationError as error:
             return f"{parameter_type} parameter {param['name']!r}: {error.message}"
+        return None
+
+    def validate_path_parameter(self, param: dict, request: Any) -> str | None:
+        # A path that does not fit its pattern names no resource: 404, as TAMS lists for bad ids.
+        error = super().validate_path_parameter(param, request)
+        if error:
+            raise ProblemException(status=404, title="Not Found", detail=error)
         return None
 
 
@@ -78,9 +81,7 @@ class TamsBodyValidator(JSONRequestBodyValidator):
         try:
             self._validator.validate(body)
         except ValidationError as error:
-            raise BadRequestProblem(
-                detail=f"invalid request body: {describe(error)}"
-            ) from None
+            raise BadRequestProblem(detail=f"invalid request body: {describe(error)}") from None
         return None
 
 
