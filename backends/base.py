@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from backends.errors import NotSupported
+from backends.objectstore import ObjectStore
 from backends.timerange import TimeRange
 
 T = TypeVar("T")
@@ -192,6 +193,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
         """The object and one page of the flows that reference it."""
+
+    def object_store(self, storage_id: str) -> ObjectStore | None:
+        """The store with this id, when its bytes are served by this server."""
+        return None
 
     # --- deletion requests ---------------------------------------------------------------
     @abc.abstractmethod

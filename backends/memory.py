@@ -172,7 +172,9 @@ class MemoryBackend(Backend):
             stored = rules.prepare_flow(flow_id, flow, existing, stamp)
             rules.check_collection(stored, lambda f: f in self._flows)
             if existing is not None:
-                self._unlink_flow(existing)
+                self._drop_collection_edges(existing)
+                if existing["source_id"] != stored["source_id"]:
+                    self._leave_source(existing)
             if stored["source_id"] not in self._sources:
                 self._sources[stored["source_id"]] = rules.new_source(stored, stamp)
             self._flows[flow_id] = stored
@@ -181,10 +183,12 @@ class MemoryBackend(Backend):
                 self._collectors.setdefault(member, set()).add(flow_id)
             return self._flow_view(flow_id), existing is None
 
-    def _unlink_flow(self, flow: Json) -> None:
-        """Detach a flow from its source and from the flows it collects, before replacing or deleting it."""
+    def _drop_collection_edges(self, flow: Json) -> None:
         for member in rules.collection_members(flow):
             self._collectors.get(member, set()).discard(flow["id"])
+
+    def _leave_source(self, flow: Json) -> None:
+        """Take a flow off its source; a source goes with its last flow."""
         source_flows = self._flows_of_source[flow["source_id"]]
         source_flows.discard(flow["id"])
         if not source_flows:
@@ -203,7 +207,8 @@ class MemoryBackend(Backend):
                 owner = self._flows[collector]
                 owner["flow_collection"] = [i for i in owner["flow_collection"] if i["id"] != flow_id]
                 owner["metadata_updated"] = stamp
-            self._unlink_flow(flow)
+            self._drop_collection_edges(flow)
+            self._leave_source(flow)
             del self._flows[flow_id]
             return None
 
@@ -220,8 +225,7 @@ class MemoryBackend(Backend):
                 rules.ensure_writable(flow)
             if name == "flow_collection":
                 rules.check_collection({**flow, "flow_collection": value or []}, lambda f: f in self._flows)
-                for member in rules.collection_members(flow):
-                    self._collectors.get(member, set()).discard(flow_id)
+                self._drop_collection_edges(flow)
                 for item in value or []:
                     self._collectors.setdefault(item["id"], set()).add(flow_id)
             _set_field(flow, name, value, "metadata_updated")

@@ -94,8 +94,7 @@ class TamsApp:
         if scope["method"] == "HEAD":
             send = _drop_body(send)
         if scope["path"].startswith(media.MEDIA_PREFIX):
-            store_for = getattr(self.backend, "object_store", lambda _id: None)
-            response = await media.serve(Request(scope, receive), self.signer, store_for)
+            response = await media.serve(Request(scope, receive), self.signer, self.backend.object_store)
             await response(scope, receive, send)
             return
         await self.api(scope, receive, send)

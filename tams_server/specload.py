@@ -29,6 +29,20 @@ def _is_literal(key: str, parent_key: str | None) -> bool:
     return key in _LITERAL_KEYS and parent_key not in _NAME_MAPS
 
 
+_ANNOTATIONS = frozenset(
+    {"description", "summary", "title", "default", "example", "examples", "$comment", "deprecated", "readOnly"}
+)
+
+
+def _merge_siblings(target: Any, siblings: dict[str, Any]) -> Any:
+    """Apply the keys written beside a ``$ref`` as 2020-12 does: together with the target."""
+    if not siblings or not isinstance(target, dict):
+        return target
+    if set(siblings) <= _ANNOTATIONS:
+        return {**target, **siblings}
+    return {"allOf": [target], **siblings}
+
+
 class SpecError(Exception):
     """The spec file cannot be loaded (missing file, bad reference, reference cycle)."""
 
@@ -89,10 +103,8 @@ class _Bundler:
                 raise SpecError(f"reference cycle: {' -> '.join((*stack, key))}")
             target = _resolve_pointer(self.document(target_file), pointer, str(target_file))
             inlined = self.inline(target, target_file, (*stack, key), root=False)
-            siblings = {k: v for k, v in node.items() if k != "$ref"}
-            if siblings and isinstance(inlined, dict):
-                inlined = {**inlined, **self.inline(siblings, base, stack, root)}
-            return inlined
+            siblings = self.inline({k: v for k, v in node.items() if k != "$ref"}, base, stack, root)
+            return _merge_siblings(inlined, siblings)
         return {
             key: value if _is_literal(key, parent_key) else self.inline(value, base, stack, root, key)
             for key, value in node.items()
@@ -119,8 +131,8 @@ def resolve_internal(document: dict[str, Any]) -> dict[str, Any]:
             if ref in stack:
                 raise SpecError(f"reference cycle: {' -> '.join((*stack, ref))}")
             target = walk(_resolve_pointer(document, ref[1:], "spec"), (*stack, ref))
-            siblings = {k: walk(v, stack) for k, v in node.items() if k != "$ref"}
-            return {**target, **siblings} if siblings and isinstance(target, dict) else target
+            siblings = walk({k: v for k, v in node.items() if k != "$ref"}, stack)
+            return _merge_siblings(target, siblings)
         return {k: v if _is_literal(k, parent_key) else walk(v, stack, k) for k, v in node.items()}
 
     return walk(document, ())
