@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 from pathlib import Path
@@ -23,8 +22,6 @@ from tams_server import context, errors, media, specload
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
 from tams_server.validation import VALIDATORS
-
-log = logging.getLogger("tams_server")
 
 
 def default_spec_path() -> Path:
@@ -140,9 +137,4 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     api.add_error_handler(ProblemException, errors.problem)
     api.add_error_handler(HTTPException, errors.problem)
     api.add_error_handler(Exception, errors.unexpected)
-    if resolver.unresolved:
-        log.warning(
-            "operations without a handler (answer 501): %s",
-            ", ".join(resolver.unresolved),
-        )
     return TamsApp(api, backend, signer, settings)

@@ -9,12 +9,15 @@ runs its GET handler. An operation with no handler answers 501.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from connexion.exceptions import ProblemException
 from connexion.resolver import Resolution, Resolver
+
+log = logging.getLogger("tams_server")
 
 TAG_MODULES = {
     "Service": "handlers.service",
@@ -66,6 +69,7 @@ class TamsResolver(Resolver):
             # Same status and headers as GET; TamsApp drops the body of every HEAD response.
             function = self._lookup(tags, "get_" + name[len("head_") :])
         if function is None:
+            log.warning("no handler for %s (%s): it answers 501", operation_id, name)
             self.unresolved.append(operation_id)
             function = _not_implemented(operation_id)
         return Resolution(function, operation_id)

@@ -1,0 +1,115 @@
+"""The in-memory reference backend, called directly: cost of queries and safety under threads."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import uuid
+
+import pytest
+
+from backends import memory, rules
+from backends.base import PageRequest, SegmentQuery, UrlOptions
+from backends.errors import NotFound
+from backends.timerange import TimeRange
+
+NO_URLS = UrlOptions(accept_get_urls=())
+SECOND = 1_000_000_000
+
+
+class _Signer:
+    def sign(self, method: str, storage_id: str, object_id: str) -> str:
+        return f"http://media/{storage_id}/{object_id}"
+
+
+def new_backend() -> memory.MemoryBackend:
+    return memory.create({}, _Signer())
+
+
+def new_flow(backend: memory.MemoryBackend, source_id: str | None = None) -> str:
+    flow_id = str(uuid.uuid4())
+    flow = {
+        "id": flow_id,
+        "source_id": source_id or str(uuid.uuid4()),
+        "format": "urn:x-nmos:format:data",
+        "codec": "text/plain",
+        "container": "text/plain",
+        "essence_parameters": {},
+    }
+    backend.put_flow(flow_id, flow)
+    return flow_id
+
+
+def segment(start_s: int, end_s: int) -> dict:
+    return {"object_id": f"obj-{start_s}", "timerange": f"[{start_s}:0_{end_s}:0)"}
+
+
+def test_a_timerange_query_costs_log_n_plus_k_not_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = new_backend()
+    flow_id = new_flow(backend)
+    n = 20_000
+    assert backend.add_segments(flow_id, [segment(i, i + 1) for i in range(n)]) == []
+
+    calls = 0
+    original_start, original_end = rules.Segment.start_key, rules.Segment.end_key
+
+    def count(original):
+        def key(self):
+            nonlocal calls
+            calls += 1
+            return original(self)
+
+        return key
+
+    monkeypatch.setattr(rules.Segment, "start_key", count(original_start))
+    monkeypatch.setattr(rules.Segment, "end_key", count(original_end))
+    query = SegmentQuery(timerange=TimeRange.parse("[12345:500000000_12355:0)"))
+    page = backend.list_segments(flow_id, query, NO_URLS, PageRequest())
+    assert page.items[0]["timerange"] == "[12345:0_12346:0)"
+    assert len(page.items) == 10
+    assert calls < 100, f"{calls} key evaluations for a 10-segment answer out of {n}"
+
+
+def test_concurrent_writers_never_store_overlapping_segments() -> None:
+    backend = new_backend()
+    flow_id = new_flow(backend)
+    rng = random.Random(7)
+    batches = [[segment(s, s + rng.randint(1, 5)) for s in rng.sample(range(400), 60)] for _ in range(8)]
+    failures: list[int] = []
+
+    def write(batch: list[dict]) -> None:
+        failures.append(len(backend.add_segments(flow_id, batch)))
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    stored = backend.list_segments(flow_id, SegmentQuery(), NO_URLS, PageRequest(limit=1000)).items
+    ranges = [TimeRange.parse(s["timerange"]) for s in stored]
+    assert len(stored) == sum(len(b) for b in batches) - sum(failures)
+    assert all(not a.overlaps(b) for a, b in itertools.pairwise(ranges))
+    assert ranges == sorted(ranges, key=TimeRange.start_key)
+
+
+def test_replacing_a_flow_keeps_its_source_metadata() -> None:
+    backend = new_backend()
+    source_id = str(uuid.uuid4())
+    flow_id = new_flow(backend, source_id)
+    backend.set_source_field(source_id, "label", "studio 1")
+    flow = backend.get_flow(flow_id)
+    backend.put_flow(flow_id, {**flow, "label": "new"})
+    assert backend.get_source(source_id)["label"] == "studio 1"
+
+
+def test_moving_the_last_flow_to_another_source_deletes_the_old_source() -> None:
+    backend = new_backend()
+    old_source = str(uuid.uuid4())
+    flow_id = new_flow(backend, old_source)
+    new_source = str(uuid.uuid4())
+    backend.put_flow(flow_id, {**backend.get_flow(flow_id), "source_id": new_source})
+    assert backend.get_source(new_source)["id"] == new_source
+    with pytest.raises(NotFound):
+        backend.get_source(old_source)
