@@ -115,8 +115,11 @@ def matches_flow(flow: Json, query: FlowQuery) -> bool:
 
 
 def matches_flow_timerange(segment_ranges: Iterable[TimeRange], query: TimeRange | None) -> bool:
-    """``timerange`` filter on flows: any segment overlaps it; an empty query means no segments."""
-    if query is None:
+    """``timerange`` filter on flows: any segment overlaps it; an empty query means no segments.
+
+    Eternity (the parameter's default, ``_``) does not filter: flows without content stay listed.
+    """
+    if query is None or query.is_eternity:
         return True
     if query.is_empty:
         return not any(True for _ in segment_ranges)
