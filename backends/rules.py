@@ -70,7 +70,8 @@ def encode_cursor(position: str) -> str:
 
 def decode_cursor(page: str) -> str:
     try:
-        return base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)).decode()
+        padded = page + "=" * (-len(page) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"invalid page key {page!r}") from exc
 

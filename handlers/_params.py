@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from connexion import request
 
@@ -65,7 +65,7 @@ def paging_headers(result: Page[Any]) -> Headers:
     if result.next_key is not None:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
         query.append(("page", result.next_key))
-        url = f"{context.base_url()}{request.url.path}?{urlencode(query)}"
+        url = f"{context.base_url()}{quote(request.url.path)}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
         headers["X-Paging-NextKey"] = result.next_key
     return headers

@@ -94,7 +94,14 @@ class TamsApp:
             response = await media.serve(Request(scope, receive), self.signer, self.backend.object_store)
             await response(scope, receive, send)
             return
-        await self.api(scope, receive, send)
+        await self.api(_json_by_default(scope), receive, send)
+
+
+def _json_by_default(scope: Scope) -> Scope:
+    """Every TAMS request body is JSON: read a body sent without Content-Type as JSON."""
+    if scope["method"] not in ("PUT", "POST") or any(k == b"content-type" for k, _ in scope["headers"]):
+        return scope
+    return {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
 
 
 def _drop_body(send: Send) -> Send:

@@ -51,12 +51,16 @@ def error_response(status: int, summary: str, headers: dict[str, str] | None = N
 
 def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, errors.TamsError)
-    return error_response(STATUS.get(type(exc), 400), exc.summary)
+    status = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
+    return error_response(status, exc.summary)
 
 
 def problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """Connexion's own problems (validation, routing) in our error shape."""
     if isinstance(exc, ProblemException):
+        if exc.status == 415:
+            # TAMS documents 400 for a body it cannot take; every TAMS body is JSON.
+            return error_response(400, "the request body must be JSON (Content-Type: application/json)")
         summary = exc.detail or exc.title or "request failed"
         return error_response(exc.status, str(summary), dict(exc.headers or {}))
     assert isinstance(exc, HTTPException)

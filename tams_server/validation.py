@@ -76,8 +76,10 @@ class TamsBodyValidator(JSONRequestBodyValidator):
         return validator_for(self._schema)
 
     def _validate(self, body: Any) -> dict | None:
-        if not self._nullable and body is None:
-            raise BadRequestProblem(detail="the request body must not be empty")
+        if body is None:
+            if self._required:
+                raise BadRequestProblem(detail="the request body must not be empty")
+            return None  # an optional body may be left out (POST /flows/{id}/storage)
         try:
             self._validator.validate(body)
         except ValidationError as error:
