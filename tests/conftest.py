@@ -1,0 +1,451 @@
+"""Fixtures for the HTTP API tests.
+
+Every API test runs once per spec file the server can be started on (``spec_path``: ours and the
+official one), and every response a test receives is checked against the official TAMS spec with
+openapi-core (see ``TamsClient``). A response the spec does not allow fails the test with
+``ResponseCheckFailed`` (deliberately not an ``AssertionError``, so an ``xfail(raises=AssertionError)``
+never hides it). ``client.unchecked()`` turns the check off for a call that provokes a status the
+spec does not document (405, 404 for an unknown path, ...).
+
+Building an app (bundling and adapting the spec for Connexion) takes ~0.4 s, so each spec's app is
+built once per session and every test gets a copy of it with a fresh in-memory backend
+(``fresh_app``): a fresh store per test at almost no cost. ``make_client`` builds a genuinely
+fresh ``create_app`` when a test needs one (the coverage test does).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from jsonschema_path import SchemaPath
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.response.validators import (
+    V31ResponseHeadersValidator,
+    V31ResponseValidator,
+)
+from starlette.testclient import TestClient
+
+import backends
+import spec
+from tams_server.app import TamsApp, create_app
+from tams_server.config import Settings
+
+OFFICIAL_SPEC = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
+OUR_SPEC = spec.SPEC_PATH
+BASE_URL = "http://testserver"
+# The spec's first server; openapi-core matches request URLs against the servers list.
+VALIDATION_HOST = "http://localhost:4010"
+MEDIA_PREFIX = "/_media/"
+HTTP_METHODS = ("get", "head", "put", "post", "delete")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+VIDEO = "urn:x-nmos:format:video"
+AUDIO = "urn:x-nmos:format:audio"
+DATA = "urn:x-nmos:format:data"
+IMAGE = "urn:x-tam:format:image"
+MULTI = "urn:x-nmos:format:multi"
+
+FLOW_TEMPLATES: dict[str, dict[str, Any]] = {
+    "video": {
+        "format": VIDEO,
+        "codec": "video/h264",
+        "container": "video/mp2t",
+        "essence_parameters": {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}},
+    },
+    "audio": {
+        "format": AUDIO,
+        "codec": "audio/aac",
+        "container": "video/mp2t",
+        "essence_parameters": {"sample_rate": 48000, "channels": 2},
+    },
+    "data": {
+        "format": DATA,
+        "codec": "text/vtt",
+        "container": "text/vtt",
+        "essence_parameters": {"data_type": "urn:x-tams:data:subtitle"},
+    },
+    "image": {
+        "format": IMAGE,
+        "codec": "image/jpeg",
+        "container": "image/jpeg",
+        "essence_parameters": {"frame_width": 640, "frame_height": 360},
+    },
+    "multi": {"format": MULTI, "container": "video/mp2t"},
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------- the spec's operations
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str  # upper case
+    template: str
+    operation_id: str
+    success: frozenset[int]  # documented 2xx statuses
+
+
+def reference_spec() -> Path:
+    """The spec responses are checked against: the official one, or ours when it is absent."""
+    return OFFICIAL_SPEC if OFFICIAL_SPEC.is_file() else OUR_SPEC
+
+
+@functools.cache
+def reference_document() -> dict[str, Any]:
+    return _load(reference_spec())
+
+
+@functools.cache
+def operations() -> tuple[Operation, ...]:
+    document = reference_document()
+    found = []
+    for template, item in document["paths"].items():
+        for method in HTTP_METHODS:
+            if method in item:
+                statuses = frozenset(int(s) for s in item[method]["responses"] if str(s).startswith("2"))
+                found.append(Operation(method.upper(), template, item[method]["operationId"], statuses))
+    return tuple(found)
+
+
+@functools.cache
+def _template_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(regex over the raw, percent-encoded path, template); object ids may span segments."""
+    table = []
+    for template in dict.fromkeys(op.template for op in operations()):
+        regex = ""
+        for part in re.split(r"(\{[^}]+\})", template):
+            if part == "{objectId}":
+                regex += ".+"
+            elif part.startswith("{"):
+                regex += "[^/]+"
+            else:
+                regex += re.escape(part)
+        table.append((re.compile(f"^{regex}$"), template))
+    return tuple(table)
+
+
+def match_template(raw_path: str) -> str | None:
+    for pattern, template in _template_patterns():
+        if pattern.match(raw_path):
+            return template
+    return None
+
+
+# Keys whose values are literal data, never schema: a "$ref" inside them is not a reference.
+_LITERAL_KEYS = frozenset({"example", "examples", "default", "const", "enum"})
+_ANNOTATIONS = frozenset({"description", "summary", "title", "default", "examples", "$comment", "readOnly"})
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YAML_LOADER)
+
+
+def inline_file_refs(node: Any, base: Path, cache: dict[Path, Any] | None = None, depth: int = 0) -> Any:
+    """``node`` with every relative-file ``$ref`` replaced by its target (``#/...`` refs are kept).
+
+    openapi-core resolves file refs lazily on every validation, which makes checking a flow
+    body take ~10 ms; on a self-contained document it takes ~1 ms.
+    """
+    assert depth < 50, "reference cycle"
+    cache = {} if cache is None else cache
+    if isinstance(node, list):
+        return [inline_file_refs(item, base, cache, depth) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        file_part, _, pointer = ref.partition("#")
+        path = (base.parent / file_part).resolve()
+        if path not in cache:
+            cache[path] = _load(path)
+        target = cache[path]
+        for part in [p for p in pointer.split("/") if p]:
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        target = inline_file_refs(target, path, cache, depth + 1)
+        siblings = {k: inline_file_refs(v, base, cache, depth) for k, v in node.items() if k != "$ref"}
+        if not siblings:
+            return target
+        if set(siblings) <= _ANNOTATIONS:
+            return {**target, **siblings}
+        return {"allOf": [target], **siblings}
+    return {
+        key: value if key in _LITERAL_KEYS else inline_file_refs(value, base, cache, depth)
+        for key, value in node.items()
+    }
+
+
+def inline_local_refs(node: Any, root: Any, depth: int = 0) -> Any:
+    """``node`` with every ``#/...`` ``$ref`` replaced by its target in ``root``."""
+    assert depth < 50, "reference cycle"
+    if isinstance(node, list):
+        return [inline_local_refs(item, root, depth) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        target = inline_local_refs(target, root, depth + 1)
+        siblings = {k: inline_local_refs(v, root, depth) for k, v in node.items() if k != "$ref"}
+        return {**target, **siblings} if set(siblings) <= _ANNOTATIONS else {"allOf": [target], **siblings}
+    return {
+        key: value if key in _LITERAL_KEYS else inline_local_refs(value, root, depth) for key, value in node.items()
+    }
+
+
+@functools.cache
+def _validators() -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
+    path = reference_spec()
+    bundled = inline_file_refs(reference_document(), path)
+    document = inline_local_refs(bundled, bundled)
+    # A SchemaPath skips openapi-core's check of the spec itself (~3 s); the spec is known valid.
+    schema = SchemaPath.from_dict(document, base_uri=path.as_uri())
+    return V31ResponseValidator(schema), V31ResponseHeadersValidator(schema)
+
+
+# --------------------------------------------------------------------------- the checking client
+
+
+class ResponseCheckFailed(Exception):
+    """A response that the official spec or the server's error contract does not allow."""
+
+
+def _is_rfc3339(value: Any) -> bool:
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", value):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def error_body_problems(response: httpx.Response) -> str | None:
+    """Why a 4xx/5xx body is not the JSON ``{type, summary, time}`` error shape (None when it is)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"error body is not JSON: {response.content[:200]!r}"
+    if not isinstance(body, dict):
+        return f"error body is not an object: {body!r}"
+    for key in ("type", "summary"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            return f"error body has no string {key!r}: {body!r}"
+    if not _is_rfc3339(body.get("time")):
+        return f"error body has no RFC 3339 'time': {body!r}"
+    return None
+
+
+class TamsClient(TestClient):
+    """A TestClient that checks every TAMS API response it receives against the official spec.
+
+    It also records the (method, path template) of every API request in ``hits``.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, base_url=BASE_URL)
+        self.check_spec = True
+        self.hits: set[tuple[str, str]] = set()
+        self.event_hooks = {"request": [], "response": [self._check_response]}
+
+    @contextmanager
+    def unchecked(self) -> Iterator[TamsClient]:
+        """Skip the spec check for the calls in this block (for statuses the spec does not list)."""
+        self.check_spec = False
+        try:
+            yield self
+        finally:
+            self.check_spec = True
+
+    def _check_response(self, response: httpx.Response) -> None:
+        response.read()
+        request = response.request
+        method = request.method.upper()
+        raw_path = request.url.raw_path.decode("ascii").partition("?")[0]
+        if raw_path.startswith(MEDIA_PREFIX):
+            return  # media URLs are not part of the TAMS API
+        template = match_template(raw_path)
+        if template is not None:
+            self.hits.add((method, template))
+        if not self.check_spec:
+            return
+        where = f"{method} {request.url} -> {response.status_code}"
+        if template is None:
+            raise ResponseCheckFailed(f"{where}: the spec has no such path")
+        problems = self._spec_problems(method, template, response)
+        if method == "HEAD" and response.content:
+            problems.append(f"HEAD response has a body: {response.content[:200]!r}")
+        if response.status_code == 204 and response.content:
+            problems.append(f"204 response has a body: {response.content[:200]!r}")
+        if response.status_code >= 400 and method != "HEAD":
+            problem = error_body_problems(response)
+            if problem:
+                problems.append(problem)
+        if problems:
+            raise ResponseCheckFailed(f"{where}: " + "; ".join(problems) + f"\nbody: {response.text[:500]}")
+
+    @staticmethod
+    def _spec_problems(method: str, template: str, response: httpx.Response) -> list[str]:
+        full, headers_only = _validators()
+        mock_request = MockRequest(VALIDATION_HOST, method.lower(), template, path_pattern=template)
+        mock_response = MockResponse(
+            response.content,
+            status_code=response.status_code,
+            headers=dict(response.headers),
+            content_type=response.headers.get("content-type", "application/json"),
+        )
+        # The spec gives every HEAD response a JSON body; HEAD has none, so check status and headers only.
+        validator = headers_only if method == "HEAD" else full
+        return [_describe(error) for error in validator.iter_errors(mock_request, mock_response)]
+
+
+def _describe(error: Exception) -> str:
+    cause = error.__cause__ or getattr(error, "schema_errors", None)
+    return f"{error!r}" + (f" ({cause})" if cause else "")
+
+
+# --------------------------------------------------------------------------- apps and clients
+
+
+def fresh_app(template: TamsApp) -> TamsApp:
+    """A copy of a built app (same routes, signer, settings) with a new, empty backend."""
+    app = copy.copy(template)
+    settings = template.settings
+    app.backend = backends.load_factory(settings.backend)(settings.backend_options, template.signer)
+    return app
+
+
+def make_client(spec_file: Path) -> TamsClient:
+    """A client on a genuinely fresh ``create_app`` (slow: ~0.4 s)."""
+    return TamsClient(create_app(Settings(spec=str(spec_file))))
+
+
+@pytest.fixture(scope="session", params=["ours", "official"])
+def spec_path(request: pytest.FixtureRequest) -> Path:
+    """The spec file the server is started on: every API test runs on both."""
+    if request.param == "official":
+        if not OFFICIAL_SPEC.is_file():
+            pytest.skip(f"official spec not found at {OFFICIAL_SPEC}")
+        return OFFICIAL_SPEC
+    return OUR_SPEC
+
+
+@pytest.fixture(scope="session")
+def app_template(spec_path: Path) -> TamsApp:
+    return create_app(Settings(spec=str(spec_path)))
+
+
+@pytest.fixture
+def client(app_template: TamsApp) -> Iterator[TamsClient]:
+    """A client on an app with a fresh, empty in-memory store."""
+    with TamsClient(fresh_app(app_template)) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------- TAMS helpers
+
+
+def flow_body(kind: str = "video", flow_id: str | None = None, source_id: str | None = None, **fields: Any) -> dict:
+    """A valid flow of ``kind`` (video, audio, data, image, multi) with ``container`` set."""
+    body = {"id": flow_id or new_id(), "source_id": source_id or new_id(), **copy.deepcopy(FLOW_TEMPLATES[kind])}
+    for key, value in fields.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+_LINK = re.compile(r'^<([^>]+)>;\s*rel="next"$')
+
+
+def next_link(response: httpx.Response) -> str | None:
+    """The URL of ``Link: <url>; rel="next"``, None when absent; fails on any other form."""
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    match = _LINK.match(link.strip())
+    assert match, f'Link header not of the form <url>; rel="next": {link!r}'
+    return match.group(1)
+
+
+class Tams:
+    """Small helpers over a client, asserting the status each step must have."""
+
+    def __init__(self, client: TamsClient) -> None:
+        self.client = client
+
+    flow_body = staticmethod(flow_body)
+
+    def put_flow(self, kind: str = "video", **fields: Any) -> dict:
+        body = flow_body(kind, **fields)
+        response = self.client.put(f"/flows/{body['id']}", json=body)
+        assert response.status_code == 201, response.text
+        return body
+
+    def get_flow(self, flow_id: str, **params: Any) -> dict:
+        response = self.client.get(f"/flows/{flow_id}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def get_source(self, source_id: str) -> dict:
+        response = self.client.get(f"/sources/{source_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def segment(self, timerange: str, object_id: str | None = None, **fields: Any) -> dict:
+        return {"object_id": object_id or new_id(), "timerange": timerange, **fields}
+
+    def post_segment(self, flow_id: str, timerange: str, object_id: str | None = None, **fields: Any) -> dict:
+        body = self.segment(timerange, object_id, **fields)
+        response = self.client.post(f"/flows/{flow_id}/segments", json=body)
+        assert response.status_code == 201, response.text
+        return body
+
+    def segments(self, flow_id: str, **params: Any) -> list[dict]:
+        response = self.client.get(f"/flows/{flow_id}/segments", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def timeranges(self, flow_id: str, **params: Any) -> list[str]:
+        return [s["timerange"] for s in self.segments(flow_id, **params)]
+
+    def allocate(self, flow_id: str, **body: Any) -> list[dict]:
+        response = self.client.post(f"/flows/{flow_id}/storage", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["media_objects"]
+
+    def pages(self, path: str, **params: Any) -> list[httpx.Response]:
+        """GET ``path`` and follow ``Link: rel="next"`` until it is absent."""
+        responses = [self.client.get(path, params=params)]
+        while True:
+            assert responses[-1].status_code == 200, responses[-1].text
+            url = next_link(responses[-1])
+            if url is None:
+                return responses
+            assert len(responses) < 1000, "paging does not end"
+            responses.append(self.client.get(url))
+
+
+@pytest.fixture
+def tams(client: TamsClient) -> Tams:
+    return Tams(client)
