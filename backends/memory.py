@@ -70,6 +70,7 @@ class MemoryBackend(Backend):
         self._collectors: dict[str, set[str]] = {}  # member flow id -> ids of flows collecting it
         self._segments: dict[str, SortedKeyList] = {}
         self._objects: dict[str, _Object] = {}
+        self._allocations: dict[str, set[str]] = {}  # flow id -> objects it allocated, not yet registered
 
     # --- service -----------------------------------------------------------------------------
     def service_info(self) -> Json:
@@ -205,8 +206,11 @@ class MemoryBackend(Backend):
             # Flows that collected this one no longer can: drop it from their collections.
             for collector in self._collectors.pop(flow_id, set()):
                 owner = self._flows[collector]
-                owner["flow_collection"] = [i for i in owner["flow_collection"] if i["id"] != flow_id]
-                owner["metadata_updated"] = stamp
+                remaining = [i for i in owner["flow_collection"] if i["id"] != flow_id]
+                _set_field(owner, "flow_collection", remaining or None, "metadata_updated", stamp)
+            # Objects it allocated but never registered become free for any flow to register.
+            for object_id in self._allocations.pop(flow_id, set()):
+                self._objects[object_id].allocated_for = None
             self._drop_collection_edges(flow)
             self._leave_source(flow)
             del self._flows[flow_id]
@@ -303,7 +307,9 @@ class MemoryBackend(Backend):
             raise BadRequest(
                 f"object {segment.object_id} was allocated for flow {record.allocated_for} and is not registered yet"
             )
-        record.allocated_for = None
+        if record.allocated_for is not None:
+            self._allocations[record.allocated_for].discard(segment.object_id)
+            record.allocated_for = None
         if not record.references:
             record.first_referenced_by = flow_id
         record.references[flow_id] += 1
@@ -355,6 +361,7 @@ class MemoryBackend(Backend):
             content_type = flow["container"]
             for object_id in ids:
                 self._objects[object_id] = _Object(storage_id=info.id, allocated_for=flow_id)
+            self._allocations.setdefault(flow_id, set()).update(ids)
             return {"media_objects": [{"object_id": i, "put_url": store.upload_url(i, content_type)} for i in ids]}
 
     def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
@@ -415,12 +422,12 @@ def _set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> No
     entity[stamp_field] = rules.now()
 
 
-def _set_field(entity: Json, name: str, value: Any, stamp_field: str) -> None:
+def _set_field(entity: Json, name: str, value: Any, stamp_field: str, stamp: str | None = None) -> None:
     if value is None:
         entity.pop(name, None)
     else:
         entity[name] = value
-    entity[stamp_field] = rules.now()
+    entity[stamp_field] = stamp or rules.now()
 
 
 def create(options: Mapping[str, Any], signer: UrlSigner) -> MemoryBackend:

@@ -99,6 +99,14 @@ def test_deleting_a_member_flow_removes_it_from_the_collection(tams, muxed):
     assert tams.client.get(f"/sources/{muxed['audio']['source_id']}").status_code == 404
 
 
+def test_deleting_every_member_leaves_no_empty_collection_behind(tams, muxed):
+    for kind in ("video", "audio"):
+        assert tams.client.delete(f"/flows/{muxed[kind]['id']}").status_code == 204
+    assert "flow_collection" not in tams.get_flow(muxed["multi"]["id"])
+    assert tams.client.get(f"/flows/{muxed['multi']['id']}/flow_collection").status_code == 404
+    assert "source_collection" not in tams.get_source(muxed["multi"]["source_id"])
+
+
 def test_moving_a_member_to_another_source_moves_the_source_collection(tams, muxed):
     new_source = new_id()
     moved = {**muxed["video"], "source_id": new_source}

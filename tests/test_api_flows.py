@@ -357,6 +357,13 @@ def test_read_only_round_trip(tams):
     assert (tams.client.head(path).status_code, tams.client.head(path).content) == (200, b"")
 
 
+def test_read_only_is_false_until_set(tams):
+    flow = tams.put_flow()
+    response = tams.client.get(f"/flows/{flow['id']}/read_only")
+    assert response.status_code == 200
+    assert response.json() is False
+
+
 def test_read_only_has_no_delete(tams):
     flow = tams.put_flow(read_only=False)
     with tams.client.unchecked():

@@ -275,6 +275,15 @@ def test_an_object_allocated_for_one_flow_cannot_be_registered_by_another_first(
     assert [s["object_id"] for s in tams.segments(other["id"])] == [media_object["object_id"]]
 
 
+def test_objects_allocated_by_a_deleted_flow_become_free_to_register(tams, flow):
+    doomed = tams.put_flow()
+    [media_object] = tams.allocate(doomed["id"], limit=1)
+    assert tams.client.delete(f"/flows/{doomed['id']}").status_code == 204
+    segment = tams.segment("[0:0_10:0)", object_id=media_object["object_id"])
+    assert tams.client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    assert tams.client.get(f"/objects/{media_object['object_id']}").json()["referenced_by_flows"] == [flow["id"]]
+
+
 def test_a_reused_object_serves_the_same_bytes_from_both_flows(tams, flow):
     other = tams.put_flow()
     object_id = upload(tams, flow["id"])
