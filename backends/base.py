@@ -7,13 +7,19 @@ as the small value types below. Errors are the exceptions of ``backends.errors``
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from backends.errors import NotSupported
-from backends.objectstore import ObjectStore
+from backends.objectstore import ObjectStore, UrlSigner
 from backends.timerange import TimeRange
+
+if TYPE_CHECKING:
+    from backends.events import EventSink
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -27,6 +33,49 @@ FlowField = Literal[
     "max_bit_rate",
     "avg_bit_rate",
 ]
+
+
+_actor: ContextVar[str | None] = ContextVar("tams_actor", default=None)
+
+
+def current_actor() -> str | None:
+    """The authenticated principal making the current change (None when auth is off)."""
+    return _actor.get()
+
+
+@contextmanager
+def acting_as(principal: str | None) -> Iterator[None]:
+    token = _actor.set(principal)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+@dataclass(frozen=True)
+class StorePolicy:
+    """When work goes to the background, and how long unused media is kept."""
+
+    # Deletes touching more segments than this answer 202 and run on in the background.
+    async_delete_threshold: int = 1000
+    delete_chunk: int = 500
+    # An object nobody references any more keeps its bytes this long (a client may re-register it).
+    unreferenced_grace_s: float = 3600.0
+    # An object allocated but never registered is reclaimed after this long.
+    unregistered_ttl_s: float = 86400.0
+    # How long a finished deletion request stays listed.
+    delete_request_ttl_s: float = 86400.0
+    reclaim_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class BackendServices:
+    """What the server hands a backend factory besides its own options."""
+
+    signer: UrlSigner
+    events: EventSink
+    policy: StorePolicy = field(default_factory=StorePolicy)
+    data_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +256,18 @@ class Backend(abc.ABC):
 
     # --- webhooks (optional in TAMS) -----------------------------------------------------
     def list_webhooks(self) -> list[Json]:
+        """Registrations with their api_key_value (the HTTP layer hides it)."""
         raise NotSupported("webhooks are not supported by this server")
 
     def register_webhook(self, webhook: Json) -> bool:
         """Register, update or (empty ``events``) remove; True when now registered."""
         raise NotSupported("webhooks are not supported by this server")
+
+    # --- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start background work (deletions, reclamation); called once the server runs."""
+        return None
+
+    def close(self) -> None:
+        """Stop background work and release resources."""
+        return None

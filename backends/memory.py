@@ -7,18 +7,21 @@ start; as they never overlap, the ones overlapping a query are a contiguous run 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sortedcontainers import SortedKeyList
 
-from backends import rules
+from backends import deletion, events, rules
 from backends.base import (
     Backend,
+    BackendServices,
     FailedSegment,
     FlowField,
     FlowQuery,
@@ -32,13 +35,9 @@ from backends.base import (
     StorageRequest,
     UrlOptions,
 )
+from backends.deletion import BackgroundWorker
 from backends.errors import BadRequest, NotFound, TamsError
-from backends.objectstore import (
-    MemoryObjectStore,
-    ObjectStore,
-    StorageBackendInfo,
-    UrlSigner,
-)
+from backends.objectstore import MemoryObjectStore, ObjectStore, StorageBackendInfo
 from backends.timerange import TimeRange
 
 
@@ -48,6 +47,9 @@ class _Object:
     allocated_for: str | None = None  # flow that allocated it, until first registered
     first_referenced_by: str | None = None
     references: Counter[str] = field(default_factory=Counter)  # flow id -> segment count
+    # When it was allocated, and when its last reference went (for reclamation).
+    allocated_at: float = field(default_factory=time.time)
+    unreferenced_since: float | None = None
 
 
 def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
@@ -60,8 +62,13 @@ def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
 
 
 class MemoryBackend(Backend):
-    def __init__(self, stores: Iterable[ObjectStore]) -> None:
+    def __init__(self, stores: Iterable[ObjectStore], services: BackendServices) -> None:
         self._lock = threading.RLock()
+        self._events = services.events
+        self._policy = services.policy
+        self._worker = BackgroundWorker(self, services.policy)
+        self._webhooks: dict[tuple[Any, ...], Json] = {}
+        self._delete_requests: dict[str, Json] = {}
         self._stores = {s.info.id: s for s in stores}
         self._service: Json = {}
         self._sources: dict[str, Json] = {}
@@ -118,10 +125,12 @@ class MemoryBackend(Backend):
     def set_source_tag(self, source_id: str, name: str, value: str | None) -> None:
         with self._lock:
             _set_tag(self._source(source_id), name, value, "updated")
+            self._events.publish(events.source_event(events.SOURCE_UPDATED, self._source_view(source_id)))
 
     def set_source_field(self, source_id: str, name: SourceField, value: str | None) -> None:
         with self._lock:
             _set_field(self._source(source_id), name, value, "updated")
+            self._events.publish(events.source_event(events.SOURCE_UPDATED, self._source_view(source_id)))
 
     # --- flows -------------------------------------------------------------------------------
     def _flow(self, flow_id: str) -> Json:
@@ -132,6 +141,10 @@ class MemoryBackend(Backend):
 
     def _flow_view(self, flow_id: str) -> Json:
         return rules.flow_view(self._flows[flow_id], self._collectors.get(flow_id, ()))
+
+    def _flow_event(self, kind: str, flow_id: str, payload: Json | None = None) -> None:
+        flow = self._flow_view(flow_id)
+        self._events.publish(events.flow_event(kind, flow, self._source_view(flow["source_id"]), payload))
 
     def list_flows(self, query: FlowQuery, page: PageRequest) -> Page[Json]:
         with self._lock:
@@ -176,12 +189,17 @@ class MemoryBackend(Backend):
                 self._drop_collection_edges(existing)
                 if existing["source_id"] != stored["source_id"]:
                     self._leave_source(existing)
-            if stored["source_id"] not in self._sources:
+            new_source = stored["source_id"] not in self._sources
+            if new_source:
                 self._sources[stored["source_id"]] = rules.new_source(stored, stamp)
             self._flows[flow_id] = stored
             self._flows_of_source.setdefault(stored["source_id"], set()).add(flow_id)
             for member in rules.collection_members(stored):
                 self._collectors.setdefault(member, set()).add(flow_id)
+            if new_source:
+                source = self._source_view(stored["source_id"])
+                self._events.publish(events.source_event(events.SOURCE_CREATED, source))
+            self._flow_event(events.FLOW_UPDATED if existing else events.FLOW_CREATED, flow_id)
             return self._flow_view(flow_id), existing is None
 
     def _drop_collection_edges(self, flow: Json) -> None:
@@ -190,16 +208,29 @@ class MemoryBackend(Backend):
 
     def _leave_source(self, flow: Json) -> None:
         """Take a flow off its source; a source goes with its last flow."""
-        source_flows = self._flows_of_source[flow["source_id"]]
+        source_id = flow["source_id"]
+        source_flows = self._flows_of_source[source_id]
         source_flows.discard(flow["id"])
         if not source_flows:
-            del self._flows_of_source[flow["source_id"]]
-            del self._sources[flow["source_id"]]
+            source = self._source_view(source_id)
+            del self._flows_of_source[source_id]
+            del self._sources[source_id]
+            self._events.publish(events.source_event(events.SOURCE_DELETED, source, {"source_id": source_id}))
 
     def delete_flow(self, flow_id: str) -> Json | None:
         with self._lock:
-            flow = self._flow(flow_id)
-            rules.ensure_writable(flow)
+            rules.ensure_writable(self._flow(flow_id))
+            if len(self._segments.get(flow_id, ())) > self._policy.async_delete_threshold:
+                return self._start_deletion(flow_id, TimeRange.eternity(), None, delete_flow=True)
+            self._remove_flow(flow_id, announce=True)
+            return None
+
+    def _remove_flow(self, flow_id: str, announce: bool) -> None:
+        """Remove a flow, its segments and its place in collections; ``announce`` raises flows/deleted."""
+        with self._lock:
+            flow = self._flows[flow_id]
+            view = self._flow_view(flow_id)
+            source = self._source_view(flow["source_id"])
             stamp = rules.now()
             for segment in self._segments.pop(flow_id, ()):
                 self._drop_reference(segment.object_id, flow_id)
@@ -212,15 +243,17 @@ class MemoryBackend(Backend):
             for object_id in self._allocations.pop(flow_id, set()):
                 self._objects[object_id].allocated_for = None
             self._drop_collection_edges(flow)
-            self._leave_source(flow)
             del self._flows[flow_id]
-            return None
+            if announce:
+                self._events.publish(events.flow_event(events.FLOW_DELETED, view, source, {"flow_id": flow_id}))
+            self._leave_source(flow)
 
     def set_flow_tag(self, flow_id: str, name: str, value: str | None) -> None:
         with self._lock:
             flow = self._flow(flow_id)
             rules.ensure_writable(flow)
             _set_tag(flow, name, value, "metadata_updated")
+            self._flow_event(events.FLOW_UPDATED, flow_id)
 
     def set_flow_field(self, flow_id: str, name: FlowField, value: Any) -> None:
         with self._lock:
@@ -233,6 +266,7 @@ class MemoryBackend(Backend):
                 for item in value or []:
                     self._collectors.setdefault(item["id"], set()).add(flow_id)
             _set_field(flow, name, value, "metadata_updated")
+            self._flow_event(events.FLOW_UPDATED, flow_id)
 
     # --- segments ----------------------------------------------------------------------------
     def list_segments(self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest) -> SegmentPage:
@@ -265,13 +299,15 @@ class MemoryBackend(Backend):
     def _get_urls(self, segment: rules.Segment, options: UrlOptions) -> list[Json] | None:
         if options.accept_get_urls == ():
             return None  # the client wants no URLs: skip signing them
+        return rules.get_urls(segment, self._controlled_urls(segment), options)
+
+    def _controlled_urls(self, segment: rules.Segment) -> list[rules.ControlledUrl]:
         record = self._objects.get(segment.object_id)
-        controlled = []
-        if record is not None and record.storage_id is not None:
-            store = self._stores[record.storage_id]
-            url, presigned = store.download_url(segment.object_id)
-            controlled.append(rules.ControlledUrl(url, presigned, store.info))
-        return rules.get_urls(segment, controlled, options)
+        if record is None or record.storage_id is None:
+            return []
+        store = self._stores[record.storage_id]
+        url, presigned = store.download_url(segment.object_id)
+        return [rules.ControlledUrl(url, presigned, store.info)]
 
     def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
         with self._lock:
@@ -279,9 +315,10 @@ class MemoryBackend(Backend):
             rules.check_segment_post(flow)
             labels = [s.info.label for s in self._stores.values()]
             failed = []
+            added = []
             for body in segments:
                 try:
-                    self._add_segment(flow_id, rules.parse_segment(body, labels))
+                    added.append(self._add_segment(flow_id, rules.parse_segment(body, labels)))
                 except TamsError as exc:
                     failed.append(
                         FailedSegment(
@@ -290,11 +327,13 @@ class MemoryBackend(Backend):
                             exc.summary,
                         )
                     )
-            if len(failed) < len(segments):
+            if added:
                 flow["segments_updated"] = rules.now()
+                views = [rules.segment_view(s, rules.all_get_urls(s, self._controlled_urls(s))) for s in added]
+                self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
-    def _add_segment(self, flow_id: str, segment: rules.Segment) -> None:
+    def _add_segment(self, flow_id: str, segment: rules.Segment) -> rules.Segment:
         stored = self._segments.setdefault(flow_id, SortedKeyList(key=rules.Segment.start_key))
         clash = _overlapping(stored, segment.timerange)
         if clash:
@@ -313,7 +352,9 @@ class MemoryBackend(Backend):
         if not record.references:
             record.first_referenced_by = flow_id
         record.references[flow_id] += 1
+        record.unreferenced_since = None
         stored.add(segment)
+        return segment
 
     def _drop_reference(self, object_id: str, flow_id: str) -> None:
         record = self._objects[object_id]
@@ -322,27 +363,91 @@ class MemoryBackend(Backend):
             del record.references[flow_id]
             if record.first_referenced_by == flow_id:
                 record.first_referenced_by = None
-        if not record.references and record.storage_id is None:
-            del self._objects[object_id]  # an external object nobody references is forgotten
+        if not record.references:
+            if record.storage_id is None:
+                del self._objects[object_id]  # an external object nobody references is forgotten
+            else:
+                record.unreferenced_since = time.time()
+
+    def _covered(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Iterator[rules.Segment]:
+        """The flow's segments wholly inside ``timerange`` (and of ``object_id``), in time order."""
+        segments = self._segments.get(flow_id)
+        if not segments:
+            return
+        for i in _overlapping(segments, timerange):
+            segment = segments[i]
+            if timerange.covers(segment.timerange) and object_id in (None, segment.object_id):
+                yield segment
 
     def delete_segments(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Json | None:
         with self._lock:
-            flow = self._flow(flow_id)
-            rules.ensure_writable(flow)
-            segments = self._segments.get(flow_id)
-            if not segments:
-                return None
-            doomed = [
-                segments[i]
-                for i in _overlapping(segments, timerange)
-                if timerange.covers(segments[i].timerange) and (object_id is None or segments[i].object_id == object_id)
-            ]
-            for segment in doomed:
-                segments.remove(segment)
-                self._drop_reference(segment.object_id, flow_id)
-            if doomed:
-                flow["segments_updated"] = rules.now()
+            rules.ensure_writable(self._flow(flow_id))
+            threshold = self._policy.async_delete_threshold
+            if (
+                sum(1 for _ in itertools.islice(self._covered(flow_id, timerange, object_id), threshold + 1))
+                > threshold
+            ):
+                return self._start_deletion(flow_id, timerange, object_id, delete_flow=False)
+            self._delete_covered(flow_id, timerange, object_id, limit=None)
             return None
+
+    def _delete_covered(
+        self, flow_id: str, timerange: TimeRange, object_id: str | None, limit: int | None
+    ) -> TimeRange:
+        """Delete covered segments (at most ``limit``); return the part of ``timerange`` still to do."""
+        chosen = list(itertools.islice(self._covered(flow_id, timerange, object_id), limit))
+        for segment in chosen:
+            self._segments[flow_id].remove(segment)
+            self._drop_reference(segment.object_id, flow_id)
+        if chosen:
+            self._flows[flow_id]["segments_updated"] = rules.now()
+            extent = str(rules.segments_extent(chosen))
+            self._flow_event(events.SEGMENTS_DELETED, flow_id, {"flow_id": flow_id, "timerange": extent})
+        if limit is None or len(chosen) < limit:
+            return TimeRange.never()
+        return rules.remaining_after(timerange, chosen[-1].timerange)
+
+    # --- deletion requests -------------------------------------------------------------------
+    def _start_deletion(self, flow_id: str, timerange: TimeRange, object_id: str | None, delete_flow: bool) -> Json:
+        request = deletion.new_request(flow_id, timerange, object_id, delete_flow)
+        self._delete_requests[request["id"]] = request
+        if delete_flow:
+            self._flow_event(events.FLOW_DELETED, flow_id, {"flow_id": flow_id})
+        self._worker.submit(request["id"])
+        return deletion.request_view(request)
+
+    def load_delete_request(self, request_id: str) -> Json:
+        with self._lock:
+            return dict(self._delete_requests[request_id])
+
+    def save_delete_request(self, request: Json) -> None:
+        with self._lock:
+            self._delete_requests[request["id"]] = dict(request)
+
+    def delete_chunk(self, request: Json, limit: int) -> TimeRange:
+        with self._lock:
+            if request["flow_id"] not in self._flows:
+                return TimeRange.never()
+            remaining = TimeRange.parse(request["timerange_remaining"])
+            return self._delete_covered(request["flow_id"], remaining, request.get("object_id"), limit)
+
+    def finish_flow_delete(self, request: Json) -> None:
+        with self._lock:
+            if request["flow_id"] in self._flows:
+                self._remove_flow(request["flow_id"], announce=False)
+
+    def list_delete_requests(self) -> list[Json]:
+        with self._lock:
+            for request_id in [i for i, r in self._delete_requests.items() if deletion.expired(r)]:
+                del self._delete_requests[request_id]
+            return [deletion.request_view(r) for r in self._delete_requests.values()]
+
+    def get_delete_request(self, request_id: str) -> Json:
+        with self._lock:
+            request = self._delete_requests.get(request_id)
+            if request is None or deletion.expired(request):
+                raise NotFound(f"deletion request {request_id} not found")
+            return deletion.request_view(request)
 
     # --- storage and objects -------------------------------------------------------------------
     def allocate_storage(self, flow_id: str, request: StorageRequest) -> Json:
@@ -378,12 +483,47 @@ class MemoryBackend(Backend):
     def object_store(self, storage_id: str) -> ObjectStore | None:
         return self._stores.get(storage_id)
 
-    # --- deletion requests: deletes finish at once here --------------------------------------
-    def list_delete_requests(self) -> list[Json]:
-        return []
+    def reclaim_objects(self) -> int:
+        """Forget objects past their grace period and delete their bytes."""
+        clock = time.time()
+        policy = self._policy
+        with self._lock:
+            doomed = [
+                object_id
+                for object_id, record in self._objects.items()
+                if record.storage_id is not None
+                and not record.references
+                and rules.reclaimable(
+                    record.allocated_for is not None, record.allocated_at, record.unreferenced_since, clock, policy
+                )
+            ]
+            for object_id in doomed:
+                record = self._objects.pop(object_id)
+                if record.allocated_for is not None:
+                    self._allocations.get(record.allocated_for, set()).discard(object_id)
+                self._stores[record.storage_id].delete(object_id)  # type: ignore[index]
+            return len(doomed)
 
-    def get_delete_request(self, request_id: str) -> Json:
-        raise NotFound(f"deletion request {request_id} not found")
+    # --- webhooks ------------------------------------------------------------------------------
+    def list_webhooks(self) -> list[Json]:
+        with self._lock:
+            return [dict(w) for w in self._webhooks.values()]
+
+    def register_webhook(self, webhook: Json) -> bool:
+        webhook = events.prepare_webhook(webhook)
+        with self._lock:
+            if not webhook["events"]:
+                self._webhooks.pop(events.identity(webhook), None)
+                return False
+            self._webhooks[events.identity(webhook)] = webhook
+            return True
+
+    # --- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker.start()
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 def _resume(segments: SortedKeyList, indices: range, position: str, reverse: bool) -> range:
@@ -419,7 +559,7 @@ def _set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> No
     else:
         tags[name] = value
     entity["tags"] = tags
-    entity[stamp_field] = rules.now()
+    rules.touch(entity, stamp_field)
 
 
 def _set_field(entity: Json, name: str, value: Any, stamp_field: str, stamp: str | None = None) -> None:
@@ -427,11 +567,11 @@ def _set_field(entity: Json, name: str, value: Any, stamp_field: str, stamp: str
         entity.pop(name, None)
     else:
         entity[name] = value
-    entity[stamp_field] = stamp or rules.now()
+    rules.touch(entity, stamp_field, stamp)
 
 
-def create(options: Mapping[str, Any], signer: UrlSigner) -> MemoryBackend:
+def create(options: Mapping[str, Any], services: BackendServices) -> MemoryBackend:
     """Backend factory registered as ``memory``."""
     label = str(options.get("storage_label", "memory"))
     info = StorageBackendInfo(id=str(uuid.uuid4()), label=label, store_product="memory", default_storage=True)
-    return MemoryBackend([MemoryObjectStore(info, signer)])
+    return MemoryBackend([MemoryObjectStore(info, services.signer)], services)

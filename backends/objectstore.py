@@ -64,6 +64,10 @@ class ObjectStore(abc.ABC):
     def download_url(self, object_id: str) -> tuple[str, bool]:
         """A URL to GET the object's bytes, and whether it is presigned."""
 
+    @abc.abstractmethod
+    def delete(self, object_id: str) -> None:
+        """Remove the object's bytes (no error when there are none)."""
+
     @staticmethod
     def new_object_id() -> str:
         # Random ids (ADR 0011) without "/" keep URLs and keys simple for every store.
@@ -109,3 +113,7 @@ class MemoryObjectStore(ServedObjectStore):
     def read(self, object_id: str) -> tuple[bytes, str | None] | None:
         with self._lock:
             return self._objects.get(object_id)
+
+    def delete(self, object_id: str) -> None:
+        with self._lock:
+            self._objects.pop(object_id, None)

@@ -15,8 +15,10 @@ from backends.base import (
     Json,
     SourceQuery,
     StorageRequest,
+    StorePolicy,
     TagFilter,
     UrlOptions,
+    current_actor,
 )
 from backends.errors import BadRequest, NotFound, ReadOnly
 from backends.objectstore import StorageBackendInfo
@@ -144,6 +146,11 @@ def prepare_flow(flow_id: str, body: Json, existing: Json | None, stamp: str) ->
     flow = {k: v for k, v in body.items() if k not in SERVER_MANAGED_FLOW_FIELDS}
     flow["created"] = existing["created"] if existing else stamp
     flow["metadata_updated"] = stamp
+    actor = current_actor()
+    if actor is not None:
+        # The authenticated principal wins over what the client wrote.
+        flow["created_by"] = existing.get("created_by", actor) if existing else actor
+        flow["updated_by"] = actor
     if existing and "segments_updated" in existing:
         flow["segments_updated"] = existing["segments_updated"]
     return flow
@@ -164,12 +171,17 @@ def check_collection(flow: Json, flow_exists: Any) -> None:
 
 def new_source(flow: Json, stamp: str) -> Json:
     """The source a flow PUT creates implicitly: id and format from the flow."""
-    return {
-        "id": flow["source_id"],
-        "format": flow["format"],
-        "created": stamp,
-        "updated": stamp,
-    }
+    source = {"id": flow["source_id"], "format": flow["format"], "created": stamp, "updated": stamp}
+    if current_actor() is not None:
+        source["created_by"] = source["updated_by"] = current_actor()
+    return source
+
+
+def touch(entity: Json, stamp_field: str, stamp: str | None = None) -> None:
+    """Record a metadata change: when (``stamp_field``), and by whom when known."""
+    entity[stamp_field] = stamp or now()
+    if current_actor() is not None:
+        entity["updated_by"] = current_actor()
 
 
 def source_collections(
@@ -275,27 +287,30 @@ class ControlledUrl:
     backend: StorageBackendInfo
 
 
-def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions) -> list[Json] | None:
-    """The segment's ``get_urls`` after the ``accept_get_urls``/``accept_storage_ids``/``presigned`` filters.
+def all_get_urls(segment: Segment, controlled: Iterable[ControlledUrl]) -> list[Json]:
+    """Every URL of a segment, with every field: controlled ones first, then the client's own."""
+    entries: list[Json] = [
+        {
+            "url": c.url,
+            "presigned": c.presigned,
+            "label": c.backend.label,
+            "storage_id": c.backend.id,
+            "controlled": True,
+            **c.backend.describe(),
+        }
+        for c in controlled
+    ]
+    entries.extend({**e, "presigned": False, "controlled": False} for e in segment.external_urls)
+    return entries
 
-    Returns None when ``accept_get_urls`` is empty: the client asked for no URLs.
+
+def filter_get_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] | None:
+    """Apply ``accept_get_urls``/``accept_storage_ids``/``presigned`` (ANDed) and ``verbose_storage``.
+
+    Returns None when ``accept_get_urls`` is empty: the client asked for no URLs at all.
     """
     if options.accept_get_urls == ():
         return None
-    entries: list[Json] = []
-    for c in controlled:
-        entries.append(
-            {
-                "url": c.url,
-                "presigned": c.presigned,
-                "label": c.backend.label,
-                "storage_id": c.backend.id,
-                "controlled": True,
-                **c.backend.describe(),
-            }
-        )
-    for e in segment.external_urls:
-        entries.append({**e, "presigned": False, "controlled": False})
     out = []
     for entry in entries:
         if options.accept_get_urls is not None and entry.get("label") not in options.accept_get_urls:
@@ -308,6 +323,13 @@ def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: Url
             entry = {k: entry[k] for k in ("url", "presigned", "label") if k in entry}
         out.append(entry)
     return out
+
+
+def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions) -> list[Json] | None:
+    """The segment's ``get_urls`` as a listing with these options shows them."""
+    if options.accept_get_urls == ():
+        return None
+    return filter_get_urls(all_get_urls(segment, controlled), options)
 
 
 def segment_view(segment: Segment, urls: list[Json] | None) -> Json:
@@ -334,6 +356,11 @@ def check_segment_post(flow: Json) -> None:
         raise BadRequest("the flow has no container, so it cannot have segments")
 
 
+def remaining_after(timerange: TimeRange, done: TimeRange) -> TimeRange:
+    """The part of ``timerange`` after ``done`` (a deletion's ``timerange_remaining``)."""
+    return timerange.intersect(TimeRange(done.end, None, include_start=not done.include_end))
+
+
 # --- storage -------------------------------------------------------------------------------
 
 
@@ -357,3 +384,16 @@ def choose_storage(backends: list[StorageBackendInfo], storage_id: str | None) -
         if b.id == storage_id:
             return b
     raise BadRequest(f"unknown storage_id {storage_id}")
+
+
+def reclaimable(
+    unregistered: bool, allocated_at: float, unreferenced_since: float | None, clock: float, policy: StorePolicy
+) -> bool:
+    """Whether an object nobody references may lose its bytes now.
+
+    Allocated but never registered: after ``unregistered_ttl_s``. Registered once, then left by
+    its last segment: after ``unreferenced_grace_s``.
+    """
+    if unregistered:
+        return clock - allocated_at > policy.unregistered_ttl_s
+    return unreferenced_since is not None and clock - unreferenced_since > policy.unreferenced_grace_s

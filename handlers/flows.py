@@ -67,6 +67,8 @@ _, put_flows_flow_id_read_only, _ = flow_field("read_only")
 def get_flows_flow_id_read_only(flow_id: str) -> Any:
     # read_only has a value even when never set: a flow is writable until locked.
     return bool(backend().get_flow(flow_id).get("read_only", False)), 200
+
+
 (
     get_flows_flow_id_flow_collection,
     put_flows_flow_id_flow_collection,

@@ -13,8 +13,11 @@ def get_root() -> Any:
     return ROOT_PATHS, 200
 
 
+WEBHOOKS = {"name": "webhooks", "docs": "Register at /service/webhooks; deliveries are POSTs with JSON bodies."}
+
+
 def get_service() -> Any:
-    return backend().service_info(), 200
+    return {**backend().service_info(), "event_stream_mechanisms": [WEBHOOKS]}, 200
 
 
 def post_service(body: dict[str, Any]) -> Any:

@@ -1,17 +1,21 @@
-"""Webhooks tag: registration of event receivers (answers 404 while the backend has none)."""
+"""Webhooks tag: registration of event receivers (delivery is ``tams_server.webhooks``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from backends.base import Json
+from backends.events import public_view
+from tams_server import context
 from tams_server.context import backend
 
 
 def get_webhooks() -> Any:
-    return backend().list_webhooks(), 200
+    return [public_view(w) for w in backend().list_webhooks()], 200
 
 
-def post_webhooks(body: dict[str, Any]) -> Any:
+def post_webhooks(body: Json) -> Any:
+    if body.get("events"):
+        context.webhooks().check(body["url"])
     registered = backend().register_webhook(body)
-    shown = {k: v for k, v in body.items() if k != "api_key_value"}
-    return (shown, 201) if registered else (None, 204)
+    return (public_view(body), 201) if registered else (None, 204)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import secrets
+import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +21,15 @@ from starlette.types import Message, Receive, Scope, Send
 
 import backends
 from backends import errors as domain_errors
-from backends.base import Backend
+from backends.base import Backend, BackendServices, StorePolicy, acting_as
 from tams_server import context, errors, media, specload
+from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
 from tams_server.validation import VALIDATORS
+from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
+
+log = logging.getLogger("tams_server")
 
 
 def default_spec_path() -> Path:
@@ -60,19 +68,30 @@ def _allowed_methods(doc: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
 
 
 class TamsApp:
-    """The ASGI entry point: sets the request context, serves signed media URLs, and keeps HEAD bodiless."""
+    """The ASGI entry point: authenticates, sets the request context, serves signed media URLs,
+    and keeps HEAD responses bodiless."""
 
     def __init__(
         self,
         api: AsyncApp,
         backend: Backend,
-        signer: media.HmacUrlSigner,
+        services: BackendServices,
         settings: Settings,
+        auth: Authenticator | None,
     ) -> None:
         self.api = api
         self.backend = backend
-        self.signer = signer
+        self.services = services
         self.settings = settings
+        self.auth = auth
+
+    @property
+    def signer(self) -> media.HmacUrlSigner:
+        return self.services.signer  # type: ignore[return-value]
+
+    @property
+    def webhooks(self) -> WebhookDispatcher:
+        return self.services.events  # type: ignore[return-value]
 
     def _base_url(self, scope: Scope) -> str:
         if self.settings.public_url:
@@ -87,14 +106,28 @@ class TamsApp:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
-        context.enter(self.backend, self._base_url(scope))
+        context.enter(self.backend, self._base_url(scope), self.webhooks)
         if scope["method"] == "HEAD":
             send = _drop_body(send)
         if scope["path"].startswith(media.MEDIA_PREFIX):
+            # Signed media URLs carry their own authority, as presigned URLs do.
             response = await media.serve(Request(scope, receive), self.signer, self.backend.object_store)
             await response(scope, receive, send)
             return
-        await self.api(_json_by_default(scope), receive, send)
+        principal = None
+        if self.auth is not None:
+            try:
+                principal = self.auth.authenticate(scope)
+                self.auth.authorise(principal, scope["method"], scope["path"])
+            except AuthError as exc:
+                challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
+                await errors.plain_error(exc.status, exc.summary, challenge)(scope, receive, send)
+                return
+        with acting_as(principal.name if principal else None):
+            await self.api(_json_by_default(scope), receive, send)
+
+
+CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
 
 
 def _json_by_default(scope: Scope) -> Scope:
@@ -113,19 +146,83 @@ def _drop_body(send: Send) -> Send:
     return send_without_body
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None) -> TamsApp:
-    """Build the app from settings; ``backend`` overrides the configured one (for tests)."""
-    settings = settings or Settings()
+def build_services(settings: Settings, backend: Callable[[], Backend]) -> BackendServices:
+    """What a backend factory gets: URL signer, event sink (webhooks), policy and data directory."""
     secret = settings.media_secret.encode() if settings.media_secret else secrets.token_bytes(32)
-    signer = media.HmacUrlSigner(secret, context.base_url, settings.media_url_lifetime)
-    if backend is None:
-        backend = backends.load_factory(settings.backend)(settings.backend_options, signer)
+    dispatcher = WebhookDispatcher(
+        DeliveryPolicy(allow_private=settings.webhooks_allow_private), lambda: backend().list_webhooks()
+    )
+    policy = StorePolicy(
+        async_delete_threshold=settings.async_delete_threshold,
+        unreferenced_grace_s=settings.object_grace_s,
+        unregistered_ttl_s=settings.unregistered_object_ttl_s,
+    )
+    return BackendServices(
+        signer=media.HmacUrlSigner(secret, context.base_url, settings.media_url_lifetime),
+        events=dispatcher,
+        policy=policy,
+        data_dir=Path(settings.data_dir) if settings.data_dir else None,
+    )
+
+
+def build_authenticator(settings: Settings) -> Authenticator | None:
+    if settings.insecure_no_auth:
+        log.warning("AUTHENTICATION IS OFF (insecure_no_auth): anyone who reaches this server can do anything")
+        return None
+    store = CredentialStore(Path(settings.data_dir) / "credentials.json" if settings.data_dir else None)
+    ensure_admin(store, settings)
+    jwt_settings = JwtSettings(
+        public_key=settings.jwt_public_key,
+        jwks=settings.jwt_jwks,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    verifier = JwtVerifier(jwt_settings) if settings.jwt_public_key or settings.jwt_jwks else None
+    return Authenticator(store, verifier)
+
+
+def ensure_admin(store: CredentialStore, settings: Settings) -> None:
+    """Create the admin credentials the settings give; with none, an empty store gets one, shown once."""
+    admin_user, admin_password = settings.admin_user, settings.admin_password
+    if admin_user and admin_password and store.check_password(admin_user, admin_password) is None:
+        store.remove(admin_user)
+        store.add_password(admin_user, admin_password, SCOPES)
+    if settings.admin_token and store.check_token(settings.admin_token) is None:
+        store.remove("admin-token")
+        store.add_token("admin-token", SCOPES, settings.admin_token)
+    if len(store) == 0:
+        token = store.add_token("admin", SCOPES)
+        where = f"its hash is in {store.path}" if store.path else "it lives in memory only"
+        print(
+            f"\n  tams-server created an admin API token ({where}); it is shown this once:\n\n"
+            f"      {token}\n\n  Send it as 'Authorization: Bearer <token>'.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def create_app(settings: Settings | None = None) -> TamsApp:
+    """Build the app from settings."""
+    settings = settings or Settings()
+    holder: list[Backend] = []
+    services = build_services(settings, lambda: holder[0])
+    backend = backends.load_factory(settings.backend)(settings.backend_options, services)
+    holder.append(backend)
+    auth = build_authenticator(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        backend.start()
+        yield
+        backend.close()
+        services.events.close()  # type: ignore[attr-defined]
 
     spec_path = Path(settings.spec) if settings.spec else default_spec_path()
     doc = connexion_document(spec_path)
     resolver = TamsResolver()
     api = AsyncApp(
         __name__,
+        lifespan=lifespan,
         resolver=resolver,
         validator_map=VALIDATORS,
         pythonic_params=True,
@@ -144,4 +241,4 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     api.add_error_handler(ProblemException, errors.problem)
     api.add_error_handler(HTTPException, errors.problem)
     api.add_error_handler(Exception, errors.unexpected)
-    return TamsApp(api, backend, signer, settings)
+    return TamsApp(api, backend, services, settings, auth)

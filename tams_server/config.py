@@ -20,6 +20,23 @@ class Settings:
     media_url_lifetime: int = 3600  # seconds a signed media URL stays valid
     media_secret: str | None = None  # None: a random secret per process
     backend_options: dict[str, Any] = field(default_factory=dict)
+    # Where the server keeps its state (credentials; the local backend's data). None: memory only.
+    data_dir: str | None = "tams-data"
+    # Authentication. The admin credentials are created at start-up when missing.
+    insecure_no_auth: bool = False  # development only: every request is allowed
+    admin_user: str | None = None
+    admin_password: str | None = None
+    admin_token: str | None = None
+    jwt_public_key: str | None = None  # PEM file
+    jwt_jwks: str | None = None  # JWKS file
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Webhooks: allow receivers on loopback/private addresses (off: SSRF guard).
+    webhooks_allow_private: bool = False
+    # Background work.
+    async_delete_threshold: int = 1000  # segments; larger deletes answer 202
+    object_grace_s: float = 3600.0  # unreferenced objects keep their bytes this long
+    unregistered_object_ttl_s: float = 86400.0  # allocated, never registered objects are reclaimed after
 
     def update(self, values: dict[str, Any], source: str) -> None:
         known = {f.name: f for f in fields(self)}
@@ -28,9 +45,20 @@ class Settings:
                 continue
             if key not in known:
                 raise ValueError(f"{source}: unknown setting {key!r}")
-            if known[key].type == "int":
-                value = int(value)
-            setattr(self, key, value)
+            setattr(self, key, _convert(known[key].type, value))
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    """Values from the environment arrive as strings: give them the setting's type."""
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool" and isinstance(value, str):
+        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ValueError(f"not a boolean: {value!r}")
+        return value.lower() in ("1", "true", "yes", "on")
+    return value
 
 
 ENV_PREFIX = "TAMS_"

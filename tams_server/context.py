@@ -1,4 +1,4 @@
-"""Per-request context for handlers: the backend serving this app and the public base URL.
+"""Per-request context for handlers: the backend, the public base URL and the webhook dispatcher.
 
 Set by ``TamsApp`` for each request; sync handlers run in a thread pool that copies contextvars.
 """
@@ -6,10 +6,15 @@ Set by ``TamsApp`` for each request; sync handlers run in a thread pool that cop
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from backends.base import Backend
 
+if TYPE_CHECKING:
+    from tams_server.webhooks import WebhookDispatcher
+
 _backend: ContextVar[Backend] = ContextVar("tams_backend")
+_webhooks: ContextVar[WebhookDispatcher] = ContextVar("tams_webhooks")
 _base_url: ContextVar[str] = ContextVar("tams_base_url", default="http://localhost:4010")
 
 
@@ -22,6 +27,11 @@ def base_url() -> str:
     return _base_url.get()
 
 
-def enter(backend: Backend, base_url: str) -> None:
+def webhooks() -> WebhookDispatcher:
+    return _webhooks.get()
+
+
+def enter(backend: Backend, base_url: str, webhooks: WebhookDispatcher) -> None:
     _backend.set(backend)
     _base_url.set(base_url.rstrip("/"))
+    _webhooks.set(webhooks)

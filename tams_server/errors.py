@@ -7,6 +7,7 @@ import logging
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
 
 from backends import errors
 from backends.rules import now
@@ -35,18 +36,22 @@ NAMES = {
 }
 
 
+def error_body(status: int, summary: str) -> dict[str, str]:
+    return {"type": NAMES.get(status, f"Status{status}"), "summary": summary, "time": now()}
+
+
 def error_response(status: int, summary: str, headers: dict[str, str] | None = None) -> ConnexionResponse:
-    body = {
-        "type": NAMES.get(status, f"Status{status}"),
-        "summary": summary,
-        "time": now(),
-    }
     return ConnexionResponse(
         status_code=status,
-        body=dumps(body),
+        body=dumps(error_body(status, summary)),
         content_type="application/json",
         headers=headers or {},
     )
+
+
+def plain_error(status: int, summary: str, headers: dict[str, str] | None = None) -> Response:
+    """The same error as a Starlette response, for requests that never reach Connexion."""
+    return JSONResponse(error_body(status, summary), status_code=status, headers=headers)
 
 
 def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from backends.objectstore import ObjectStore, ServedObjectStore
-from backends.rules import now
+from tams_server.errors import plain_error
 
 MEDIA_PREFIX = "/_media/"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -48,11 +48,6 @@ class HmacUrlSigner:
             return False
         expected = self._mac(method, storage_id, object_id, int(expires))
         return hmac.compare_digest(expected, signature)
-
-
-def _error(status: int, summary: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"type": "MediaError", "summary": summary, "time": now()}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -85,7 +80,7 @@ async def serve(
     storage_id, _, object_id = rest.partition("/")
     method = "GET" if request.method == "HEAD" else request.method
     if method not in ("GET", "PUT"):
-        return _error(405, "media URLs take GET, HEAD and PUT", {"Allow": "GET, HEAD, PUT"})
+        return plain_error(405, "media URLs take GET, HEAD and PUT", {"Allow": "GET, HEAD, PUT"})
     params = request.query_params
     if not signer.verify(
         method,
@@ -94,22 +89,22 @@ async def serve(
         params.get("expires", ""),
         params.get("signature", ""),
     ):
-        return _error(403, "the media URL signature is invalid or has expired")
+        return plain_error(403, "the media URL signature is invalid or has expired")
     store = store_for(storage_id)
     if not isinstance(store, ServedObjectStore):
-        return _error(404, f"no storage backend {storage_id} is served here")
+        return plain_error(404, f"no storage backend {storage_id} is served here")
     if method == "PUT":
         data = await request.body()
         store.write(object_id, data, request.headers.get("content-type"))
         return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
     found = store.read(object_id)
     if found is None:
-        return _error(404, f"object {object_id} has no uploaded content")
+        return plain_error(404, f"object {object_id} has no uploaded content")
     data, content_type = found
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
     wanted = _byte_range(request.headers.get("range"), len(data))
     if wanted == "bad":
-        return _error(
+        return plain_error(
             416,
             "requested range not satisfiable",
             {"Content-Range": f"bytes */{len(data)}"},

@@ -40,12 +40,15 @@ from starlette.testclient import TestClient
 
 import backends
 import spec
-from tams_server.app import TamsApp, create_app
+from tams_server.app import TamsApp, build_services, create_app
 from tams_server.config import Settings
 
 OFFICIAL_SPEC = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
 OUR_SPEC = spec.SPEC_PATH
 BASE_URL = "http://testserver"
+# The admin credential every test app is started with (tests of authentication make their own).
+ADMIN_TOKEN = "tams_test-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The spec's first server; openapi-core matches request URLs against the servers list.
 VALIDATION_HOST = "http://localhost:4010"
 MEDIA_PREFIX = "/_media/"
@@ -262,7 +265,7 @@ class TamsClient(TestClient):
     """
 
     def __init__(self, app: Any) -> None:
-        super().__init__(app, base_url=BASE_URL)
+        super().__init__(app, base_url=BASE_URL, headers=ADMIN_HEADERS)
         self.check_spec = True
         self.hits: set[tuple[str, str]] = set()
         self.event_hooks = {"request": [], "response": [self._check_response]}
@@ -326,17 +329,26 @@ def _describe(error: Exception) -> str:
 # --------------------------------------------------------------------------- apps and clients
 
 
+def app_settings(**overrides: Any) -> Settings:
+    """Settings for an app under test: credentials in memory, the admin token below, loopback webhooks."""
+    defaults: dict[str, Any] = {"data_dir": None, "admin_token": ADMIN_TOKEN, "webhooks_allow_private": True}
+    return Settings(**{**defaults, **overrides})
+
+
 def fresh_app(template: TamsApp) -> TamsApp:
-    """A copy of a built app (same routes, signer, settings) with a new, empty backend."""
+    """A copy of a built app (same routes, settings, credentials) with a new, empty backend."""
     app = copy.copy(template)
     settings = template.settings
-    app.backend = backends.load_factory(settings.backend)(settings.backend_options, template.signer)
+    holder: list[Any] = []
+    app.services = build_services(settings, lambda: holder[0])
+    app.backend = backends.load_factory(settings.backend)(settings.backend_options, app.services)
+    holder.append(app.backend)
     return app
 
 
 def make_client(spec_file: Path) -> TamsClient:
     """A client on a genuinely fresh ``create_app`` (slow: ~0.4 s)."""
-    return TamsClient(create_app(Settings(spec=str(spec_file))))
+    return TamsClient(create_app(app_settings(spec=str(spec_file))))
 
 
 @pytest.fixture(scope="session", params=["ours", "official"])
@@ -351,7 +363,7 @@ def spec_path(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def app_template(spec_path: Path) -> TamsApp:
-    return create_app(Settings(spec=str(spec_path)))
+    return create_app(app_settings(spec=str(spec_path)))
 
 
 @pytest.fixture

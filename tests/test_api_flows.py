@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from conftest import AUDIO, DATA, FLOW_TEMPLATES, IMAGE, MULTI, VIDEO, flow_body, new_id
 
-SERVER_MANAGED = ("created", "metadata_updated", "segments_updated", "collected_by", "timerange")
+# Set by the server: times, collections, and who made the change (the authenticated principal).
+SERVER_MANAGED = (
+    "created",
+    "metadata_updated",
+    "segments_updated",
+    "collected_by",
+    "timerange",
+    "created_by",
+    "updated_by",
+)
 
 
 def without_managed(flow: dict) -> dict:

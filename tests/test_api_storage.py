@@ -5,10 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from conftest import Tams, TamsClient, new_id, next_link
+from conftest import Tams, TamsClient, app_settings, new_id, next_link
 
 from tams_server.app import create_app
-from tams_server.config import Settings
 
 CONTENT = b"\x47\x40\x00\x10" + bytes(range(256)) * 4
 VERBOSE_FIELDS = {"url", "presigned", "label", "storage_id", "controlled", "store_type", "provider", "store_product"}
@@ -170,7 +169,7 @@ def test_an_upload_url_cannot_be_used_to_download(tams, flow):
 
 
 def test_an_expired_media_url_is_403(spec_path):
-    client = TamsClient(create_app(Settings(spec=str(spec_path), media_url_lifetime=-1)))
+    client = TamsClient(create_app(app_settings(spec=str(spec_path), media_url_lifetime=-1)))
     tams = Tams(client)
     flow = tams.put_flow()
     [media_object] = tams.allocate(flow["id"], limit=1)
@@ -181,7 +180,7 @@ def test_an_expired_media_url_is_403(spec_path):
 
 def test_urls_handed_out_use_the_configured_public_url(spec_path):
     public = "https://tams.example.com/api"
-    client = TamsClient(create_app(Settings(spec=str(spec_path), public_url=public + "/")))
+    client = TamsClient(create_app(app_settings(spec=str(spec_path), public_url=public + "/")))
     tams = Tams(client)
     flow = tams.put_flow()
     tams.put_flow()

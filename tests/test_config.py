@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import app_settings
 
 import backends
 from backends.memory import MemoryBackend
@@ -37,15 +38,15 @@ def test_cli_options_map_to_settings() -> None:
     assert (args.port, args.backend, args.public_url) == (8123, "memory", "https://tams.example")
 
 
-def custom_backend(options, signer):
+def custom_backend(options, services):
     """A third-party style factory, reachable by import path."""
-    return backends.memory.create({"storage_label": options.get("label", "custom")}, signer)
+    return backends.memory.create({"storage_label": options.get("label", "custom")}, services)
 
 
 def test_backends_are_chosen_by_name_or_import_path() -> None:
     assert "memory" in backends.available()
     assert backends.load_factory("memory") is backends.memory.create
-    app = create_app(config.Settings(backend=f"{__name__}:custom_backend", backend_options={"label": "third"}))
+    app = create_app(app_settings(backend=f"{__name__}:custom_backend", backend_options={"label": "third"}))
     assert isinstance(app.backend, MemoryBackend)
     assert app.backend.storage_backends()[0]["label"] == "third"
     with pytest.raises(LookupError, match="unknown backend"):

@@ -10,8 +10,9 @@ import uuid
 import pytest
 
 from backends import memory, rules
-from backends.base import PageRequest, SegmentQuery, UrlOptions
+from backends.base import BackendServices, PageRequest, SegmentQuery, UrlOptions
 from backends.errors import NotFound
+from backends.events import DiscardEvents
 from backends.timerange import TimeRange
 
 NO_URLS = UrlOptions(accept_get_urls=())
@@ -24,7 +25,7 @@ class _Signer:
 
 
 def new_backend() -> memory.MemoryBackend:
-    return memory.create({}, _Signer())
+    return memory.create({}, BackendServices(signer=_Signer(), events=DiscardEvents()))
 
 
 def new_flow(backend: memory.MemoryBackend, source_id: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ADMIN_HEADERS, app_settings
 from starlette.testclient import TestClient
 
 import handlers.service
@@ -53,7 +54,7 @@ def test_every_operation_of_the_spec_has_a_handler() -> None:
 
 def test_an_operation_without_handler_answers_501_with_an_error_body(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(handlers.service, "get_service")
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(app_settings()), headers=ADMIN_HEADERS) as client:
         response = client.get("/service")
         assert response.status_code == 501
         assert response.json()["type"] == "NotImplemented"

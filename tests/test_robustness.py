@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import ADMIN_HEADERS, app_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -51,7 +52,7 @@ path_values = st.sampled_from([FLOW_ID, SOURCE_ID, str(uuid.uuid4()), "a/b", "%2
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(app_settings()), raise_server_exceptions=False, headers=ADMIN_HEADERS)
     flow = {
         "id": FLOW_ID,
         "source_id": SOURCE_ID,

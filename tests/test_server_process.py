@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import ADMIN_HEADERS, ADMIN_TOKEN
 
 
 def free_port() -> int:
@@ -20,12 +22,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tams_server.cli", "--port", str(port), "--log-level", "warning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "TAMS_ADMIN_TOKEN": ADMIN_TOKEN, "TAMS_DATA_DIR": str(tmp_path_factory.mktemp("data"))},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -47,7 +50,7 @@ def server() -> Iterator[str]:
 
 def test_media_round_trip_over_real_http(server: str) -> None:
     flow_id, source_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with httpx.Client(base_url=server, timeout=10) as api:
+    with httpx.Client(base_url=server, timeout=10, headers=ADMIN_HEADERS) as api:
         flow = {
             "id": flow_id,
             "source_id": source_id,

@@ -1,0 +1,165 @@
+"""Webhook delivery: events leave the request path at once and are POSTed by a background loop.
+
+Each registration has its own bounded queue and consumer, so deliveries to one receiver keep
+their order (and so stay in order per flow) and a slow or dead receiver delays nobody else.
+A failed POST is retried with exponential backoff; when the attempts run out, or the queue is
+full, the delivery is dropped with a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from backends import events
+from backends.base import Json
+from backends.errors import BadRequest
+
+log = logging.getLogger("tams_server.webhooks")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    attempts: int = 5  # first try plus four retries
+    backoff_s: float = 0.5  # doubled after each failure ...
+    max_backoff_s: float = 30.0  # ... up to this
+    timeout_s: float = 5.0  # per POST
+    queue_size: int = 1000  # per registration
+    allow_private: bool = False  # receivers on loopback/private addresses (SSRF guard)
+
+
+def check_receiver(url: str, allow_private: bool) -> None:
+    """Refuse URLs that are not http(s), or that reach loopback/private addresses unless allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"webhook url {url!r} must be an http or https URL")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise BadRequest(f"webhook host {parts.hostname!r} does not resolve") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise BadRequest(f"webhook url {url!r} reaches a non-public address; this server does not allow that")
+
+
+class WebhookDispatcher:
+    """An ``EventSink`` that delivers each event to the registrations it matches."""
+
+    def __init__(self, policy: DeliveryPolicy, registrations: Callable[[], list[Json]] | None = None) -> None:
+        self.policy = policy
+        self.registrations = registrations or (lambda: [])
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._queues: dict[tuple[Any, ...], asyncio.Queue[Json]] = {}
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._client: httpx.AsyncClient | None = None
+        self.dropped = 0
+
+    def check(self, url: str) -> None:
+        """Refuse a receiver this server will not deliver to (400)."""
+        check_receiver(url, self.policy.allow_private)
+
+    # --- the EventSink side: called from request threads ---------------------------------------
+    def publish(self, event: events.Event) -> None:
+        hooks = [w for w in self.registrations() if events.matches(w, event)]
+        if not hooks:
+            return
+        loop = self._ensure_loop()
+        for webhook in hooks:
+            self._add_pending(1)
+            loop.call_soon_threadsafe(self._enqueue, webhook, events.body_for(webhook, event))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every published delivery finished or was dropped (for tests and shutdown)."""
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            if self._client is not None:
+                asyncio.run_coroutine_threadsafe(self._client.aclose(), loop).result(timeout=5)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+
+    # --- the delivery loop ---------------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._pending_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="tams-webhooks", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def _add_pending(self, delta: int) -> None:
+        with self._pending_lock:
+            self._pending += delta
+            if self._pending:
+                self._idle.clear()
+            else:
+                self._idle.set()
+
+    def _enqueue(self, webhook: Json, body: Json) -> None:
+        key = events.identity(webhook)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = asyncio.Queue(self.policy.queue_size)
+            asyncio.get_running_loop().create_task(self._consume(queue))
+        try:
+            queue.put_nowait({"webhook": webhook, "body": body})
+        except asyncio.QueueFull:
+            self._drop(webhook, body, "its queue is full")
+            self._add_pending(-1)
+
+    async def _consume(self, queue: asyncio.Queue[Json]) -> None:
+        while True:
+            item = await queue.get()
+            try:
+                await self._deliver(item["webhook"], item["body"])
+            finally:
+                self._add_pending(-1)
+
+    async def _deliver(self, webhook: Json, body: Json) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.policy.timeout_s, follow_redirects=False)
+        headers = {}
+        if webhook.get("api_key_name"):
+            headers[webhook["api_key_name"]] = webhook.get("api_key_value", "")
+        delay = self.policy.backoff_s
+        problem = "no attempt"
+        for attempt in range(1, self.policy.attempts + 1):
+            try:
+                await asyncio.to_thread(check_receiver, webhook["url"], self.policy.allow_private)
+                response = await self._client.post(webhook["url"], json=body, headers=headers)
+                if response.is_success:
+                    return
+                problem = f"HTTP {response.status_code}"
+            except BadRequest as exc:
+                problem = exc.summary
+                break  # the address is refused: retrying will not help
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+            if attempt < self.policy.attempts:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.policy.max_backoff_s)
+        self._drop(webhook, body, f"{problem} after {attempt} attempt(s)")
+
+    def _drop(self, webhook: Json, body: Json, why: str) -> None:
+        self.dropped += 1
+        log.warning("dropped %s event for webhook %s: %s", body["event_type"], webhook["url"], why)
