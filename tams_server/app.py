@@ -154,6 +154,7 @@ def build_services(settings: Settings, backend: Callable[[], Backend]) -> Backen
     )
     policy = StorePolicy(
         async_delete_threshold=settings.async_delete_threshold,
+        delete_chunk=settings.delete_chunk,
         unreferenced_grace_s=settings.object_grace_s,
         unregistered_ttl_s=settings.unregistered_object_ttl_s,
     )

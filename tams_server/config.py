@@ -35,6 +35,7 @@ class Settings:
     webhooks_allow_private: bool = False
     # Background work.
     async_delete_threshold: int = 1000  # segments; larger deletes answer 202
+    delete_chunk: int = 500  # segments deleted per step of a background delete
     object_grace_s: float = 3600.0  # unreferenced objects keep their bytes this long
     unregistered_object_ttl_s: float = 86400.0  # allocated, never registered objects are reclaimed after
 
