@@ -112,6 +112,7 @@ class TamsApp:
         if scope["path"].startswith(media.MEDIA_PREFIX):
             # Signed media URLs carry their own authority, as presigned URLs do.
             response = await media.serve(Request(scope, receive), self.signer, self.backend.object_store)
+            scope["query_string"] = media.redacted(scope.get("query_string", b""))  # access logs show no signature
             await response(scope, receive, send)
             return
         principal = None

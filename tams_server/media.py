@@ -50,6 +50,11 @@ class HmacUrlSigner:
         return hmac.compare_digest(expected, signature)
 
 
+def redacted(query_string: bytes) -> bytes:
+    """The query of a media URL with its signature hidden, for anything that logs it."""
+    return re.sub(rb"signature=[0-9a-f]+", b"signature=REDACTED", query_string)
+
+
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(first, last) for a single satisfiable range; None for the whole object; "bad" if unsatisfiable."""
     if not header:
