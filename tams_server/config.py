@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from backends.base import StorePolicy
+
 
 @dataclass
 class Settings:
@@ -33,11 +35,11 @@ class Settings:
     jwt_audience: str | None = None
     # Webhooks: allow receivers on loopback/private addresses (off: SSRF guard).
     webhooks_allow_private: bool = False
-    # Background work.
-    async_delete_threshold: int = 1000  # segments; larger deletes answer 202
-    delete_chunk: int = 500  # segments deleted per step of a background delete
-    object_grace_s: float = 3600.0  # unreferenced objects keep their bytes this long
-    unregistered_object_ttl_s: float = 86400.0  # allocated, never registered objects are reclaimed after
+    # Background work (see backends.base.StorePolicy, whose defaults these are).
+    async_delete_threshold: int = StorePolicy.async_delete_threshold  # larger deletes answer 202
+    delete_chunk: int = StorePolicy.delete_chunk  # segments per step of a background delete
+    object_grace_s: float = StorePolicy.unreferenced_grace_s  # unreferenced objects keep bytes this long
+    unregistered_object_ttl_s: float = StorePolicy.unregistered_ttl_s  # never registered: reclaimed after
 
     def update(self, values: dict[str, Any], source: str) -> None:
         known = {f.name: f for f in fields(self)}
