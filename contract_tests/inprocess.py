@@ -1,0 +1,64 @@
+"""In-process targets: a tams-server app on a named backend, called without sockets.
+
+This is the only module of the suite that imports server code (``backends``, ``tams_server``), and
+it does so lazily, so the suite still runs against a URL with nothing but its own dependencies.
+Backends are found through the server's own registry (``backends.available()`` /
+``backends.load_factory``), so a backend added by any package is tested without naming it here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+IN_PROCESS_BASE_URL = "http://testserver"
+
+
+def server_available() -> bool:
+    try:
+        import backends  # noqa: F401
+        import tams_server.app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Backend names the server knows: built-ins, then those of installed entry points."""
+    import backends
+
+    return list(backends.available())
+
+
+def build_app(backend: str, options: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    """A fresh ``tams-server`` ASGI app on ``backend`` (resolved by the server's registry).
+
+    Nothing touches the disk (no data directory); ``token`` becomes the admin bearer token;
+    webhook receivers on loopback are allowed (the suite registers only a closed loopback port).
+    """
+    import dataclasses
+
+    import backends
+    from tams_server.app import create_app
+    from tams_server.config import Settings
+
+    backends.load_factory(backend)  # fail early, with the registry's message, on an unknown name
+    wanted: dict[str, Any] = {
+        "backend": backend,
+        "backend_options": dict(options or {}),
+        "data_dir": None,
+        "admin_token": token,
+        "webhooks_allow_private": True,
+    }
+    known = {f.name for f in dataclasses.fields(Settings)}
+    return create_app(Settings(**{k: v for k, v in wanted.items() if k in known}))
+
+
+def make_client(app: Any, headers: dict[str, str] | None = None) -> Any:
+    """An httpx-compatible client calling ``app`` in process (enter it to run the app's lifespan)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    return TestClient(app, base_url=IN_PROCESS_BASE_URL, raise_server_exceptions=False, headers=headers)

@@ -1,0 +1,303 @@
+"""What every check gets: the target's API, the oracle, settings, the run's scope and a janitor.
+
+Safety against a live store: everything the suite creates carries two tags, ``conformance_run``
+(one value per run) and ``conformance_scope`` (one value per test case), listings are always
+filtered on them, only ids the suite generated itself (fresh UUIDs) are written to, and the janitor
+deletes what was created when a case ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, Phase, settings
+
+from contract_tests import timeline
+from contract_tests.api import Api, describe
+from contract_tests.errors import ContractFailure
+
+RUN_TAG = "conformance_run"
+SCOPE_TAG = "conformance_scope"
+_LINK = re.compile(r'^\s*<([^>]+)>\s*;\s*rel="?next"?\s*$')
+
+
+@dataclass
+class SuiteConfig:
+    """How hard to try. ``budget`` scales every check's number of examples (1.0 = the default run)."""
+
+    budget: float = 1.0
+    thorough: bool = False
+    read_only: bool = False
+    remote: bool = False
+    shrink: bool = True
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    max_pages: int = 500
+    delete_wait_s: float = 60.0
+
+    def examples(self, default: int) -> int:
+        factor = self.budget * (20 if self.thorough else 1)
+        return max(1, round(default * factor))
+
+    def settings(self, examples: int, steps: int | None = None) -> settings:
+        phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if self.shrink else [])
+        kwargs: dict[str, Any] = {}
+        if steps is not None:
+            kwargs["stateful_step_count"] = steps * (3 if self.thorough else 1)
+        return settings(
+            max_examples=self.examples(examples),
+            deadline=None,
+            database=None,
+            phases=phases,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+            **kwargs,
+        )
+
+
+@dataclass
+class Scope:
+    """The tags that mark (and the filters that select) what one test case created."""
+
+    run_id: str
+    case_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {RUN_TAG: self.run_id, SCOPE_TAG: self.case_id}
+
+    @property
+    def filters(self) -> list[tuple[str, str]]:
+        return [(f"tag.{name}", value) for name, value in self.tags.items()]
+
+
+class Janitor:
+    """Deletes, at the end of a case, the flows the suite created (unlocking them first)."""
+
+    def __init__(self, api: Api, wait_s: float = 60.0) -> None:
+        self.api = api
+        self.wait_s = wait_s
+        self.flows: dict[str, None] = {}
+        self.webhooks: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+
+    def flow(self, flow_id: str) -> None:
+        self.flows[flow_id] = None
+
+    def cleanup(self) -> list[str]:
+        if self.api.read_only:
+            return []
+        # Collections first refer to other flows: delete in reverse order of creation.
+        for flow_id in reversed(list(self.flows)):
+            with contextlib.suppress(httpx.HTTPError, ContractFailure):
+                self._delete_flow(flow_id)
+        for hook in self.webhooks:
+            with contextlib.suppress(httpx.HTTPError, ContractFailure):
+                self.api.post("/service/webhooks", {**hook, "events": []}, check=False)
+        self.flows.clear()
+        self.webhooks.clear()
+        problems, self.problems = self.problems, []
+        return problems
+
+    def _delete_flow(self, flow_id: str) -> None:
+        response = self.api.delete(f"/flows/{flow_id}", check=False)
+        if response.status_code == 403:
+            self.api.put(f"/flows/{flow_id}/read_only", False, check=False)
+            response = self.api.delete(f"/flows/{flow_id}", check=False)
+        if response.status_code == 202:
+            wait_for_deletion(self.api, response, self.wait_s, check=False)
+        elif response.status_code not in (204, 404):
+            self.problems.append(f"cleanup could not delete flow {flow_id}: {describe(response)}")
+
+
+def wait_for_deletion(api: Api, response: httpx.Response, wait_s: float, check: bool = True) -> None:
+    """Follow a 202's deletion request until it is done (fail on ``error`` or when it never ends)."""
+    location = response.headers.get("location")
+    body = response.json() if response.content else {}
+    url = location or (f"/flow-delete-requests/{body['id']}" if isinstance(body, dict) and "id" in body else None)
+    if url is None:
+        raise ContractFailure(
+            f"202 without a Location or a deletion request id: {describe(response)}",
+            api.operation_of(response),
+            "deletion",
+        )
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        status = api.get(url, check=check)
+        if status.status_code == 404:
+            return  # finished and already expired
+        api.expect(status, [200], "deletion")
+        state = status.json().get("status")
+        if state == "done":
+            return
+        if state == "error":
+            raise ContractFailure(
+                f"deletion request failed: {describe(status)}", api.operation_of(response), "deletion"
+            )
+        if time.monotonic() > deadline:
+            raise ContractFailure(
+                f"deletion request not done after {wait_s} s: {describe(status)}",
+                api.operation_of(response),
+                "deletion",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def deleted(api: Api, response: httpx.Response, wait_s: float) -> bool:
+    """True for a finished delete (204, or 202 then done); False for any other status."""
+    if response.status_code == 204:
+        return True
+    if response.status_code == 202:
+        wait_for_deletion(api, response, wait_s)
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def next_link(api: Api, response: httpx.Response, check: str) -> str | None:
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    for part in link.split(","):
+        match = _LINK.match(part)
+        if match:
+            return match.group(1)
+    if 'rel="next"' in link or "rel=next" in link:
+        raise ContractFailure(f"unparseable Link header {link!r}", api.operation_of(response), check)
+    return None
+
+
+@dataclass
+class Listing:
+    items: list[Any]
+    pages: list[httpx.Response]
+
+
+def list_all(
+    api: Api,
+    path: str,
+    params: list[tuple[str, str]],
+    check: str,
+    limit: int | None = None,
+    reverse: bool | None = None,
+    max_pages: int = 500,
+    first: httpx.Response | None = None,
+) -> Listing:
+    """GET a paged listing and follow ``Link: rel="next"`` to its end, checking each page's headers.
+
+    ``reverse``: for segment listings, the ``X-Paging-Reverse-Order`` value every page must have.
+    """
+    query = list(params) + ([("limit", str(limit))] if limit is not None else [])
+    response = first if first is not None else api.get(path, params=query)
+    items: list[Any] = []
+    pages: list[httpx.Response] = []
+    seen_keys: set[str] = set()
+    while True:
+        api.expect(response, [200], check)
+        body = api.json(response, check)
+        operation = api.operation_of(response)
+        if not isinstance(body, list):
+            raise ContractFailure(f"listing is not a JSON array: {describe(response)}", operation, check)
+        check_page_headers(api, response, body, limit, reverse, check)
+        pages.append(response)
+        items.extend(body)
+        url = next_link(api, response, check)
+        key = response.headers.get("x-paging-nextkey")
+        if (url is None) != (key is None):
+            raise ContractFailure(
+                f"Link and X-Paging-NextKey disagree (Link={response.headers.get('link')!r}, NextKey={key!r})",
+                operation,
+                "paging",
+            )
+        if url is None:
+            return Listing(items, pages)
+        if key in seen_keys:
+            raise ContractFailure(f"paging loops: page key {key!r} came back", operation, "paging")
+        seen_keys.add(key)
+        if len(pages) >= max_pages:
+            raise ContractFailure(f"paging did not end after {max_pages} pages", operation, "paging")
+        response = api.get(url)
+
+
+def check_page_headers(
+    api: Api, response: httpx.Response, body: list[Any], limit: int | None, reverse: bool | None, check: str
+) -> None:
+    operation = api.operation_of(response)
+    headers = response.headers
+
+    def fail(message: str) -> None:
+        raise ContractFailure(f"{message}\n  {describe(response, 200)}", operation, "paging")
+
+    raw_limit = headers.get("x-paging-limit")
+    if raw_limit is None:
+        fail("no X-Paging-Limit header")
+    if not raw_limit.isdigit() or int(raw_limit) < 1:
+        fail(f"X-Paging-Limit {raw_limit!r} is not a positive integer")
+    if len(body) > int(raw_limit):
+        fail(f"{len(body)} items on a page whose X-Paging-Limit is {raw_limit}")
+    if limit is not None and len(body) > limit:
+        fail(f"{len(body)} items on a page with limit={limit}")
+    if reverse is None:
+        return
+    # Segment listings: count, order flag and the page's timerange.
+    count = headers.get("x-paging-count")
+    if count != str(len(body)):
+        fail(f"X-Paging-Count is {count!r} for a page of {len(body)} segments")
+    order = headers.get("x-paging-reverse-order")
+    if order is None or order.lower() != str(reverse).lower():
+        fail(f"X-Paging-Reverse-Order is {order!r}, reverse_order was {reverse}")
+    paging_range = headers.get("x-paging-timerange")
+    if paging_range is None:
+        fail("no X-Paging-Timerange header")
+    try:
+        got = timeline.Range.parse(paging_range)
+    except ValueError:
+        fail(f"X-Paging-Timerange {paging_range!r} is not a TimeRange")
+    want = timeline.extent([s["timerange"] for s in body])
+    if got != want:
+        fail(f"X-Paging-Timerange is {paging_range!r}, the page's segments span {want}")
+
+
+def head_matches_get(api: Api, get: httpx.Response, check: str) -> None:
+    """HEAD of the same URL answers with the status and (paging) headers of ``get``."""
+    head = api.head(str(get.request.url))
+    operation = api.operation_of(head)
+    if head.status_code != get.status_code:
+        raise ContractFailure(f"HEAD gave {head.status_code}, GET gave {describe(get, 200)}", operation, check)
+    for name, value in get.headers.items():
+        if (name.lower().startswith("x-paging-") or name.lower() == "link") and head.headers.get(name) != value:
+            raise ContractFailure(
+                f"HEAD header {name}: {head.headers.get(name)!r}, GET: {value!r}", operation, "head-matches-get"
+            )
+
+
+# --------------------------------------------------------------------------- the context
+
+
+@dataclass
+class Context:
+    """What a check runs with. ``oracle`` is the in-process reference app (None when unavailable)."""
+
+    api: Api
+    config: SuiteConfig
+    oracle_factory: Callable[[], Api] | None = None
+
+    @contextlib.contextmanager
+    def case(self, api: Api | None = None) -> Iterator[tuple[Scope, Janitor]]:
+        """One test case: a fresh scope, and cleanup of what it created when it ends."""
+        janitor = Janitor(api or self.api, self.config.delete_wait_s)
+        try:
+            yield Scope(self.config.run_id), janitor
+        finally:
+            janitor.cleanup()

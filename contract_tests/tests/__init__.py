@@ -1,0 +1,1 @@
+"""The conformance suite's tests (collected with ``--pyargs contract_tests.tests``)."""
