@@ -17,7 +17,7 @@ from backends.base import Backend
 from backends.objectstore import UrlSigner
 
 ENTRY_POINT_GROUP = "tams_server.backends"
-BUILTIN = {"memory": "backends.memory:create"}
+BUILTIN = {"memory": "backends.memory:create", "local": "backends.local:create"}
 
 BackendFactory = Callable[[Mapping[str, Any], UrlSigner], Backend]
 

@@ -277,12 +277,7 @@ class MemoryBackend(Backend):
             if query.reverse_order:
                 indices = indices[::-1]
             if page.page is not None:
-                indices = _resume(
-                    segments,
-                    indices,
-                    rules.decode_cursor(page.page),
-                    query.reverse_order,
-                )
+                indices = _resume(segments, indices, page.page, query.reverse_order)
             chosen: list[rules.Segment] = []
             next_key = None
             for i in indices:
@@ -528,10 +523,7 @@ class MemoryBackend(Backend):
 
 def _resume(segments: SortedKeyList, indices: range, position: str, reverse: bool) -> range:
     """Continue a segment listing after the segment whose timerange the cursor names."""
-    try:
-        key = TimeRange.parse(position).start_key()
-    except ValueError as exc:
-        raise BadRequest("invalid page key") from exc
+    key = rules.segment_cursor_key(position)
     if reverse:
         stop = bisect.bisect_left(segments, key, key=rules.Segment.start_key)
         return range(min(indices.start, stop - 1), indices.stop, -1) if indices else indices
@@ -539,35 +531,9 @@ def _resume(segments: SortedKeyList, indices: range, position: str, reverse: boo
     return range(max(indices.start, start), indices.stop)
 
 
-def _paged(items: list[Any], page: PageRequest, key: str | None) -> Page[Any]:
-    """One page of ``items`` (sorted by ``key``, or themselves), resuming after the cursor's key."""
-    limit = rules.page_limit(page.limit)
-    keys = [item[key] if key else item for item in items]
-    start = rules.page_after(keys, page.page)
-    chunk = items[start : start + limit]
-    more = start + limit < len(items)
-    next_key = rules.encode_cursor(keys[start + limit - 1]) if more else None
-    return Page(chunk, limit, next_key)
-
-
-def _set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> None:
-    tags = dict(entity.get("tags") or {})
-    if value is None:
-        if name not in tags:
-            raise NotFound(f"tag {name!r} is not set")
-        del tags[name]
-    else:
-        tags[name] = value
-    entity["tags"] = tags
-    rules.touch(entity, stamp_field)
-
-
-def _set_field(entity: Json, name: str, value: Any, stamp_field: str, stamp: str | None = None) -> None:
-    if value is None:
-        entity.pop(name, None)
-    else:
-        entity[name] = value
-    rules.touch(entity, stamp_field, stamp)
+_paged = rules.paged
+_set_tag = rules.set_tag
+_set_field = rules.set_field
 
 
 def create(options: Mapping[str, Any], services: BackendServices) -> MemoryBackend:

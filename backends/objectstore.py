@@ -97,6 +97,16 @@ class ServedObjectStore(ObjectStore):
     def read(self, object_id: str) -> tuple[bytes, str | None] | None:
         """The bytes and content type, or None when nothing was uploaded."""
 
+    def stat(self, object_id: str) -> tuple[int, str | None] | None:
+        """The size and content type, or None when nothing was uploaded (stores may do better than read)."""
+        found = self.read(object_id)
+        return None if found is None else (len(found[0]), found[1])
+
+    def read_range(self, object_id: str, first: int, last: int) -> bytes | None:
+        """Bytes ``first`` to ``last`` inclusive (clipped to the object), or None when nothing was uploaded."""
+        found = self.read(object_id)
+        return None if found is None else found[0][first : last + 1]
+
 
 class MemoryObjectStore(ServedObjectStore):
     """Bytes in a dict: for the in-memory backend and tests."""

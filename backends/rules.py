@@ -13,6 +13,8 @@ from typing import Any
 from backends.base import (
     FlowQuery,
     Json,
+    Page,
+    PageRequest,
     SourceQuery,
     StorageRequest,
     StorePolicy,
@@ -83,6 +85,25 @@ def page_after(sorted_keys: list[str], cursor: str | None) -> int:
     if cursor is None:
         return 0
     return bisect.bisect_right(sorted_keys, decode_cursor(cursor))
+
+
+def paged(items: list[Any], page: PageRequest, key: str | None) -> Page[Any]:
+    """One page of ``items`` (sorted by ``key``, or themselves), resuming after the cursor's key."""
+    limit = page_limit(page.limit)
+    keys = [item[key] if key else item for item in items]
+    start = page_after(keys, page.page)
+    chunk = items[start : start + limit]
+    more = start + limit < len(items)
+    next_key = encode_cursor(keys[start + limit - 1]) if more else None
+    return Page(chunk, limit, next_key)
+
+
+def segment_cursor_key(page: str) -> tuple[int, int, int]:
+    """The start key a segment listing resumes after: its page key names the last segment's timerange."""
+    try:
+        return TimeRange.parse(decode_cursor(page)).start_key()
+    except ValueError as exc:
+        raise BadRequest("invalid page key") from exc
 
 
 # --- filters -------------------------------------------------------------------------------
@@ -182,6 +203,28 @@ def touch(entity: Json, stamp_field: str, stamp: str | None = None) -> None:
     entity[stamp_field] = stamp or now()
     if current_actor() is not None:
         entity["updated_by"] = current_actor()
+
+
+def set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> None:
+    """Set a tag, or remove it when ``value`` is None (NotFound if it was not set)."""
+    tags = dict(entity.get("tags") or {})
+    if value is None:
+        if name not in tags:
+            raise NotFound(f"tag {name!r} is not set")
+        del tags[name]
+    else:
+        tags[name] = value
+    entity["tags"] = tags
+    touch(entity, stamp_field)
+
+
+def set_field(entity: Json, name: str, value: Any, stamp_field: str, stamp: str | None = None) -> None:
+    """Set a property, or remove it when ``value`` is None."""
+    if value is None:
+        entity.pop(name, None)
+    else:
+        entity[name] = value
+    touch(entity, stamp_field, stamp)
 
 
 def source_collections(

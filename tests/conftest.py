@@ -19,6 +19,7 @@ import copy
 import datetime as dt
 import functools
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -330,20 +331,57 @@ def _describe(error: Exception) -> str:
 
 
 def app_settings(**overrides: Any) -> Settings:
-    """Settings for an app under test: credentials in memory, the admin token below, loopback webhooks."""
-    defaults: dict[str, Any] = {"data_dir": None, "admin_token": ADMIN_TOKEN, "webhooks_allow_private": True}
+    """Settings for an app under test: the memory backend, credentials in memory, the admin token
+    below, loopback webhooks."""
+    defaults: dict[str, Any] = {
+        "backend": "memory",
+        "data_dir": None,
+        "admin_token": ADMIN_TOKEN,
+        "webhooks_allow_private": True,
+    }
     return Settings(**{**defaults, **overrides})
 
 
+def backend_settings(name: str) -> dict[str, Any]:
+    """Settings that start ``name``: a persistent backend gets a temporary directory of its own
+    each time its factory is called (so every ``fresh_app`` starts empty)."""
+    if name == "local":
+        return {"backend": name, "backend_options": {"temporary": True, "durable": False}}
+    return {"backend": name}
+
+
+def test_backends(config: pytest.Config) -> list[str]:
+    """The backends the API tests run on: ``--backend NAME`` (repeatable), else ``TAMS_TEST_BACKENDS``
+    (comma-separated), else memory and local."""
+    chosen = config.getoption("--backend") or os.environ.get("TAMS_TEST_BACKENDS", "memory,local").split(",")
+    return [name.strip() for name in chosen if name.strip()]
+
+
+test_backends.__test__ = False  # type: ignore[attr-defined]
+
+_open_backends: list[Any] = []
+
+
 def fresh_app(template: TamsApp) -> TamsApp:
-    """A copy of a built app (same routes, settings, credentials) with a new, empty backend."""
+    """A copy of a built app (same routes, settings, credentials) with a new, empty backend.
+
+    The backend is closed when the test ends.
+    """
     app = copy.copy(template)
     settings = template.settings
     holder: list[Any] = []
     app.services = build_services(settings, lambda: holder[0])
     app.backend = backends.load_factory(settings.backend)(settings.backend_options, app.services)
     holder.append(app.backend)
+    _open_backends.append(app.backend)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _close_fresh_backends() -> Iterator[None]:
+    yield
+    while _open_backends:
+        _open_backends.pop().close()
 
 
 def make_client(spec_file: Path) -> TamsClient:
@@ -361,14 +399,31 @@ def spec_path(request: pytest.FixtureRequest) -> Path:
     return OUR_SPEC
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        help="run the API tests on this backend (repeatable; default: $TAMS_TEST_BACKENDS or memory,local)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" in metafunc.fixturenames:
+        metafunc.parametrize("backend_name", test_backends(metafunc.config), scope="session")
+
+
 @pytest.fixture(scope="session")
-def app_template(spec_path: Path) -> TamsApp:
-    return create_app(app_settings(spec=str(spec_path)))
+def app_template(spec_path: Path, backend_name: str) -> Iterator[TamsApp]:
+    """The app every API test copies: one per spec file and backend."""
+    app = create_app(app_settings(spec=str(spec_path), **backend_settings(backend_name)))
+    yield app
+    app.backend.close()
 
 
 @pytest.fixture
 def client(app_template: TamsApp) -> Iterator[TamsClient]:
-    """A client on an app with a fresh, empty in-memory store."""
+    """A client on an app with a fresh, empty store of the backend under test."""
     with TamsClient(fresh_app(app_template)) as c:
         yield c
 

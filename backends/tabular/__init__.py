@@ -1,0 +1,7 @@
+"""TAMS over tables: the store logic (``store``) written against a narrow table engine (``engine``).
+
+``engine`` defines what a table engine offers (Arrow schemas, inserts, predicate selects that a
+VAST DB cluster can push down, updates and deletes by row id, transactions); ``duckdb_engine`` is
+the embedded implementation behind the ``local`` backend. ``store`` holds every TAMS operation
+over those tables and never names an engine, so another engine (VAST DB) plugs in unchanged.
+"""

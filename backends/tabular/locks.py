@@ -1,0 +1,126 @@
+"""Write locks of the tabular store, within one process.
+
+Tables offer no unique constraints (VAST DB has none), so the rules "segments of a flow never
+overlap" and "an id names one row" hold because writers that could break them are serialised
+here, and because each writer begins its transaction only *after* taking its locks (so its
+snapshot includes whatever the previous holder committed) and checks the rule inside it.
+
+Lock kinds, always taken in this order (so two writers can never wait for each other):
+
+1. ``catalog``: sources, flows' metadata, flow collections, webhooks, service info;
+2. one lock per flow id: the flow's segments and its row (segment writers hold only this one,
+   so writers to different flows run side by side); only a holder of ``catalog`` may take
+   several flow locks, in any order, as nobody else waits for one flow lock while holding another;
+3. ``requests``: the deletion-request table;
+4. object stripes: an object's row and its per-flow reference counts, by a hash of its id into
+   ``STRIPES`` locks, taken in stripe order (deletes take them all).
+
+The locks are re-entrant per thread. They only protect writers inside this process: the
+``local`` backend's DuckDB file can only be opened by one process at a time, so that is enough
+there; a multi-process engine must supply a distributed implementation of the same interface.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterable
+from types import TracebackType
+
+STRIPES = 64
+
+
+class LockManager:
+    def __init__(self, stripes: int = STRIPES) -> None:
+        self.catalog_lock = threading.RLock()
+        self.requests_lock = threading.RLock()
+        self.stripes = [threading.RLock() for _ in range(stripes)]
+        self._guard = threading.Lock()
+        self._flows: dict[str, list] = {}  # flow id -> [lock, users]
+
+    def stripe(self, object_id: str) -> int:
+        return zlib.crc32(object_id.encode()) % len(self.stripes)
+
+    def session(self) -> LockSet:
+        return LockSet(self)
+
+    def _flow_lock(self, flow_id: str) -> threading.RLock:
+        with self._guard:
+            entry = self._flows.get(flow_id)
+            if entry is None:
+                entry = self._flows[flow_id] = [threading.RLock(), 0]
+            entry[1] += 1
+            return entry[0]
+
+    def _release_flow(self, flow_id: str) -> None:
+        with self._guard:
+            entry = self._flows[flow_id]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._flows[flow_id]
+
+
+class LockSet:
+    """The locks one operation holds; released together, in reverse, when the block ends."""
+
+    def __init__(self, manager: LockManager) -> None:
+        self._manager = manager
+        self._held: list[tuple[threading.RLock, str | None]] = []
+        self._stage = 0  # 1 catalog, 2 flows, 3 requests, 4 stripes
+        self._catalog = False
+
+    def __enter__(self) -> LockSet:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        while self._held:
+            lock, flow_id = self._held.pop()
+            lock.release()
+            if flow_id is not None:
+                self._manager._release_flow(flow_id)
+
+    def _advance(self, stage: int, what: str) -> None:
+        if stage < self._stage and not (stage == 2 and self._stage == 2):
+            raise RuntimeError(f"lock order: {what} after a later kind of lock")
+        self._stage = stage
+
+    def catalog(self) -> LockSet:
+        self._advance(1, "catalog")
+        self._manager.catalog_lock.acquire()
+        self._held.append((self._manager.catalog_lock, None))
+        self._catalog = True
+        return self
+
+    def flows(self, flow_ids: Iterable[str]) -> LockSet:
+        ids = sorted(set(flow_ids))
+        if self._stage == 2 and not self._catalog:
+            raise RuntimeError("lock order: several flow locks need the catalog lock")
+        self._advance(2, "flows")
+        for flow_id in ids:
+            lock = self._manager._flow_lock(flow_id)
+            lock.acquire()
+            self._held.append((lock, flow_id))
+        return self
+
+    def requests(self) -> LockSet:
+        self._advance(3, "requests")
+        self._manager.requests_lock.acquire()
+        self._held.append((self._manager.requests_lock, None))
+        return self
+
+    def objects(self, object_ids: Iterable[str]) -> LockSet:
+        self._advance(4, "objects")
+        if self._stage == 4 and any(lock in self._manager.stripes for lock, _ in self._held):
+            raise RuntimeError("lock order: object stripes are taken once per operation")
+        for stripe in sorted({self._manager.stripe(i) for i in object_ids}):
+            lock = self._manager.stripes[stripe]
+            lock.acquire()
+            self._held.append((lock, None))
+        return self
+
+    def all_objects(self) -> LockSet:
+        self._advance(4, "objects")
+        for lock in self._manager.stripes:
+            lock.acquire()
+            self._held.append((lock, None))
+        return self
