@@ -8,6 +8,9 @@ In read-only mode anything but GET and HEAD is refused before it is sent.
 
 from __future__ import annotations
 
+import itertools
+import socket
+import ssl
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -40,6 +43,7 @@ class Api:
         spec: Spec | None = None,
         read_only: bool = False,
         media_http: httpx.Client | None = None,
+        tap: Any = None,
     ) -> None:
         self.http = http
         self.name = name
@@ -48,6 +52,8 @@ class Api:
         self.media_http = media_http or http
         self.base = urlsplit(str(http.base_url).rstrip("/"))
         self.hits: Counter[str] = Counter()
+        self.tap = tap  # in process: what the app really sent for HEAD (see target.HeadBodyTap)
+        self._requests = itertools.count()
 
     # ------------------------------------------------------------------ requests
 
@@ -65,6 +71,10 @@ class Api:
         method = method.upper()
         if self.read_only and method not in SAFE_METHODS:
             raise ReadOnlyViolation(f"read-only mode: refusing to send {method} {url}")
+        tap_key = None
+        if self.tap is not None and method == "HEAD":
+            tap_key = f"{id(self)}-{next(self._requests)}"
+            headers = {**(headers or {}), self.tap.HEADER: tap_key}
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if body is not NO_BODY:
             kwargs["json"] = body
@@ -74,6 +84,13 @@ class Api:
             response = self.http.request(method, url, **kwargs)
         else:
             response = self.media_http.request(method, url, **kwargs)
+        sent = self.tap.body_bytes(tap_key) if tap_key else 0
+        if sent:
+            raise ContractFailure(
+                f"the server sent a {sent}-byte body with its HEAD response: {describe(response)}",
+                self.operation_of(response),
+                "head-without-body",
+            )
         self._check(response, check)
         return response
 
@@ -155,6 +172,36 @@ class Api:
                 operation,
                 "spec",
             )
+
+    # ------------------------------------------------------------------ the wire
+
+    def raw_head(self, path: str, timeout: float = 10.0) -> tuple[bytes, bytes]:
+        """Send HEAD over a plain socket and return (status line and headers, bytes after them).
+
+        HTTP clients discard a HEAD response's body, so only the wire shows one.
+        """
+        request = self.http.build_request("HEAD", path)
+        auth = self.http.auth
+        if auth is not None:
+            request = next(auth.sync_auth_flow(request))
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        lines = [f"HEAD {url.raw_path.decode('ascii')} HTTP/1.1", f"Host: {url.netloc.decode('ascii')}"]
+        lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in ("host", "connection")]
+        lines += ["Connection: close", "", ""]
+        with socket.create_connection((url.host, port), timeout=timeout) as raw:
+            sock: socket.socket = raw
+            if url.scheme == "https":
+                sock = ssl.create_default_context().wrap_socket(raw, server_hostname=url.host)
+            sock.sendall("\r\n".join(lines).encode("latin-1"))
+            data = b""
+            while len(data) < 1_000_000:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        return head, rest
 
     # ------------------------------------------------------------------ helpers
 

@@ -11,6 +11,7 @@ import itertools
 import uuid
 from typing import Any
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -501,6 +502,36 @@ def source_lifecycle(ctx: Context) -> None:
                     )
 
     run()
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def credentials_required(ctx: Context, http: httpx.Client) -> None:
+    """TAMS 7.0 lists no unauthenticated access: a request without credentials is refused."""
+    for path in ("/flows", "/sources", "/service"):
+        request = http.build_request("GET", path)
+        request.headers.pop("authorization", None)
+        response = http.send(request, auth=None)
+        if response.status_code not in (401, 403):
+            raise ContractFailure(
+                f"a request without credentials was not refused: {describe(response)}", f"GET {path}", "auth"
+            )
+        if response.status_code == 401 and "www-authenticate" not in response.headers:
+            raise ContractFailure(f"401 without WWW-Authenticate: {describe(response)}", f"GET {path}", "auth")
+
+
+def head_on_the_wire(ctx: Context) -> None:
+    """HEAD responses carry no body bytes on the wire (a body there corrupts kept-alive connections)."""
+    for path in ("/", "/service", "/flows", "/sources", "/flows?limit=1"):
+        head, rest = ctx.api.raw_head(path)
+        if rest:
+            status = head.split(b"\r\n", 1)[0].decode("latin-1")
+            raise ContractFailure(
+                f"HEAD {path} ({status}) was followed by {len(rest)} body bytes on the wire: {rest[:100]!r}",
+                f"HEAD {path.split('?')[0]}",
+                "head-without-body",
+            )
 
 
 # --------------------------------------------------------------------------- read-only observation of a live store

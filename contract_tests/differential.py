@@ -268,9 +268,12 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
         def draw_flow(self, data: st.DataObject, label: str = "flow") -> str:
             return data.draw(st.sampled_from(list(self.flows)), label=label)
 
-        def any_flow(self, data: st.DataObject) -> str:
-            """Mostly a known flow; sometimes one that does not exist."""
-            if self.flows and data.draw(st.integers(0, 9), label="known flow?") > 0:
+        def any_flow(self, data: st.DataObject, with_segments: bool = False) -> str:
+            """Mostly a known flow (one with segments first, if asked); sometimes one that does not exist."""
+            if self.flows and data.draw(st.sampled_from([True] * 9 + [False]), label="known flow?"):
+                full = [f for f, state in self.flows.items() if state.segments]
+                if with_segments and full and data.draw(st.sampled_from([True] * 3 + [False]), label="with segments?"):
+                    return data.draw(st.sampled_from(full), label="flow")
                 return self.draw_flow(data)
             return str(uuid.uuid4())
 
@@ -350,7 +353,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             }
             if "flow_collection" in state.body and data.draw(st.booleans(), label="keep collection"):
                 body["flow_collection"] = [i for i in state.body["flow_collection"] if i["id"] in self.flows]
-            if data.draw(st.integers(0, 5), label="lock in body?") == 0:
+            if data.draw(st.sampled_from([False] * 5 + [True]), label="lock in body?"):
                 body["read_only"] = True
             got, want = self.pair(lambda s: s.api.put(f"/flows/{flow_id}", body))
             self.compare(got, want, Side.flow)
@@ -575,7 +578,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
         def allocate(self, data: st.DataObject) -> None:
             flow_id = self.any_flow(data)
             form = data.draw(
-                st.sampled_from(["none", "empty", "limit", "limit", "object_ids", "both", "taken"]), label="form"
+                st.sampled_from(["limit", "limit", "none", "empty", "object_ids", "both", "taken"]), label="form"
             )
             ids: list[str] = []
             body: Any = NO_BODY
@@ -669,15 +672,16 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             self.compare(got, want, _failures)
             if want.status_code in (200, 201):
                 self.refresh_segments(flow_id)
+                self._compare_segments(flow_id, data, filters=False)
 
         def _segment_object(self, data: st.DataObject, flow_id: str) -> str:
             mine = [k for k, o in self.objects.items() if o.allocated_for == flow_id]
             registered = [k for k, o in self.objects.items() if o.registered]
             foreign = [k for k, o in self.objects.items() if o.allocated_for not in (None, flow_id)]
-            choices = [("external", [None])]
-            for name, pool in (("mine", mine), ("mine", mine), ("reuse", registered), ("foreign", foreign)):
-                if pool:
-                    choices.append((name, pool))
+            choices = [(name, pool) for name, pool in (("mine", mine), ("reuse", registered)) if pool]
+            choices.append(("external", [None]))
+            if foreign:
+                choices.append(("foreign", foreign))
             _, pool = data.draw(st.sampled_from(choices), label="object kind")
             chosen = data.draw(st.sampled_from(pool), label="object")
             if chosen is None:
@@ -687,26 +691,34 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
 
         @rule(data=st.data())
         def list_segments(self, data: st.DataObject) -> None:
-            flow_id = self.any_flow(data)
+            self._compare_segments(self.any_flow(data, with_segments=True), data, filters=True)
+
+        def _compare_segments(self, flow_id: str, data: st.DataObject, filters: bool) -> None:
+            """List a flow's segments on both sides (the target paged) and compare them in order.
+
+            Every segment mutation ends with one of these; the ``list_segments`` rule adds filters.
+            """
             state = self.flows.get(flow_id)
             segments = state.segments if state else []
             params: list[tuple[str, str]] = []
-            if data.draw(st.booleans(), label="timerange?"):
+            if filters and data.draw(st.booleans(), label="timerange?"):
                 params.append(("timerange", data.draw(S.query_timeranges(_points(segments)), label="timerange")))
-            if segments and data.draw(st.integers(0, 3), label="object filter?") == 0:
+            if filters and segments and data.draw(st.sampled_from([False] * 3 + [True]), label="object filter?"):
                 params.append(("object_id", data.draw(st.sampled_from([o for _, o in segments]), label="object_id")))
             reverse = data.draw(st.booleans(), label="reverse")
             if reverse:
                 params.append(("reverse_order", "true"))
             accept = data.draw(
-                st.sampled_from([None, None, "", "default-storage", "external", "default-storage,external", "other"]),
+                st.sampled_from([None, "", "default-storage", "external", "default-storage,external", "other"]),
                 label="accept_get_urls",
             )
-            for flag in ("verbose_storage", "presigned"):
-                choice = data.draw(st.sampled_from([None, "true", "false"]), label=flag)
-                if choice is not None:
-                    params.append((flag, choice))
-            storage_filter = data.draw(st.sampled_from([None, "", "default-storage"]), label="accept_storage_ids")
+            storage_filter = None
+            if filters:
+                for flag in ("verbose_storage", "presigned"):
+                    choice = data.draw(st.sampled_from([None, "true", "false"]), label=flag)
+                    if choice is not None:
+                        params.append((flag, choice))
+                storage_filter = data.draw(st.sampled_from([None, "", "default-storage"]), label="accept_storage_ids")
             limit = data.draw(st.sampled_from([None, 1, 2, 5]), label="limit")
 
             def side_params(side: Side) -> list[tuple[str, str]]:
@@ -739,14 +751,14 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
         @precondition(lambda self: self.flows)
         @rule(data=st.data())
         def delete_segments(self, data: st.DataObject) -> None:
-            flow_id = self.any_flow(data)
+            flow_id = self.any_flow(data, with_segments=True)
             state = self.flows.get(flow_id)
             segments = state.segments if state else []
             params: list[tuple[str, str]] = []
-            if data.draw(st.integers(0, 3), label="timerange?") > 0:
+            if data.draw(st.sampled_from([True] * 3 + [False]), label="timerange?"):
                 params.append(("timerange", data.draw(S.query_timeranges(_points(segments)), label="timerange")))
             logical = None
-            if segments and data.draw(st.integers(0, 3), label="object?") == 0:
+            if segments and data.draw(st.sampled_from([False] * 3 + [True]), label="object?"):
                 logical = data.draw(st.sampled_from([o for _, o in segments]), label="object_id")
 
             def send(side: Side) -> httpx.Response:
@@ -757,6 +769,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             self.compare(got, want)
             if want.status_code == 204:
                 self.refresh_segments(flow_id)
+                self._compare_segments(flow_id, data, filters=False)
 
         @precondition(lambda self: self.objects)
         @rule(data=st.data())

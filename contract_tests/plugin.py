@@ -47,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--tams-spec",
-        default=env("TAMS_SPEC"),
+        default=None,
         help="oracle spec file (the official TimeAddressableMediaStore.yaml); default: the one shipped",
     )
     group.addoption("--tams-read-only", action="store_true", help="send only GET and HEAD (safe for production)")

@@ -34,6 +34,37 @@ class Credentials:
         return bool(self.token) or self.user is not None
 
 
+class HeadBodyTap:
+    """ASGI wrapper recording how many body bytes the app sent for each HEAD request.
+
+    In process there is no wire to look at, and Starlette's test client (like any HTTP client)
+    discards a HEAD response's body, so a server that sends one would go unseen. The tap sees
+    what the app sent; requests are matched by the ``x-conformance-request`` header ``Api`` adds.
+    """
+
+    HEADER = "x-conformance-request"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.sent: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        key = dict(scope.get("headers") or []).get(self.HEADER.encode(), b"").decode()
+
+        async def counting_send(message: Any) -> None:
+            if message.get("type") == "http.response.body" and key:
+                self.sent[key] = self.sent.get(key, 0) + len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+    def body_bytes(self, key: str) -> int:
+        return self.sent.pop(key, 0)
+
+
 @dataclass
 class Target:
     """One system under test. ``api()`` gives a checking client; ``close()`` releases it."""
@@ -45,10 +76,11 @@ class Target:
     media_http: httpx.Client
     app: Any = None  # the ASGI app, in process
     credentials: Credentials = field(default_factory=Credentials)
+    tap: HeadBodyTap | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def api(self, spec: Spec | None, read_only: bool = False) -> Api:
-        return Api(self.http, name=self.name, spec=spec, read_only=read_only, media_http=self.media_http)
+        return Api(self.http, name=self.name, spec=spec, read_only=read_only, media_http=self.media_http, tap=self.tap)
 
     @property
     def backend(self) -> Any:
@@ -78,7 +110,8 @@ def in_process(backend: str, options: dict[str, Any] | None = None, name: str | 
 
     token = f"tams_conformance-{secrets.token_urlsafe(16)}"
     app = inprocess.build_app(backend, options, token)
-    client = inprocess.make_client(app, {"Authorization": f"Bearer {token}"})
+    tap = HeadBodyTap(app)
+    client = inprocess.make_client(tap, {"Authorization": f"Bearer {token}"})
     client.__enter__()  # runs the app's lifespan (background work of the backend)
     target = Target(
         name or backend,
@@ -88,6 +121,7 @@ def in_process(backend: str, options: dict[str, Any] | None = None, name: str | 
         client,
         app=app,
         credentials=Credentials(token=token),
+        tap=tap,
     )
     target._closers.append(lambda: client.__exit__(None, None, None))
     return target
