@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ DATABASE_FILE = "tams.duckdb"
 MEDIA_DIR = "media"
 
 
+_open_dirs: set[Path] = set()
+_open_dirs_lock = threading.Lock()
+
+
 class LocalBackend(TabularBackend):
     """The tabular store on DuckDB and a media directory under ``data_dir``."""
 
@@ -49,9 +54,15 @@ class LocalBackend(TabularBackend):
         self.data_dir = data_dir
         self._temporary = temporary
         data_dir.mkdir(parents=True, exist_ok=True)
+        with _open_dirs_lock:
+            # DuckDB would share one database between two backends of this process: refuse instead.
+            if data_dir in _open_dirs:
+                raise RuntimeError(f"the local backend at {data_dir} is already open in this process")
+            _open_dirs.add(data_dir)
         try:
             engine = DuckDBEngine(data_dir / DATABASE_FILE)
         except EngineError as exc:
+            self._release()
             raise RuntimeError(
                 f"the local backend cannot open {data_dir / DATABASE_FILE} "
                 f"(is another tams-server using {data_dir}?): {exc}"
@@ -70,11 +81,19 @@ class LocalBackend(TabularBackend):
             super().__init__(engine, [store], services)
         except BaseException:
             engine.close()
+            self._release()
             raise
         log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, data_dir / MEDIA_DIR)
 
+    def _release(self) -> None:
+        with _open_dirs_lock:
+            _open_dirs.discard(self.data_dir)
+
     def close(self) -> None:
+        if self._closed:
+            return
         super().close()
+        self._release()
         if self._temporary:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 4010)")
     parser.add_argument(
-        "--backend", help=f"store backend by name or module:factory ({', '.join(backends.available())})"
+        "--backend",
+        help=f"store backend by name or module:factory ({', '.join(backends.available())}; default local)",
     )
     parser.add_argument("--spec", help="TAMS spec file to serve (default: the spec shipped with tams-server)")
     parser.add_argument("--public-url", dest="public_url", help="URL clients reach this server at (default: from Host)")

@@ -16,7 +16,7 @@ from backends.base import StorePolicy
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4010
-    backend: str = "memory"
+    backend: str = "local"  # metadata in DuckDB and media on disk, under data_dir
     spec: str | None = None  # None: our own spec in spec/
     public_url: str | None = None  # None: derived from each request's Host header
     media_url_lifetime: int = 3600  # seconds a signed media URL stays valid
