@@ -29,11 +29,14 @@ def available_backends() -> list[str]:
     return list(backends.available())
 
 
-def build_app(backend: str, options: dict[str, Any] | None = None, token: str | None = None) -> Any:
+def build_app(
+    backend: str, options: dict[str, Any] | None = None, token: str | None = None, data_dir: str | None = None
+) -> Any:
     """A fresh ``tams-server`` ASGI app on ``backend`` (resolved by the server's registry).
 
-    Nothing touches the disk (no data directory); ``token`` becomes the admin bearer token;
-    webhook receivers on loopback are allowed (the suite registers only a closed loopback port).
+    ``data_dir`` is the server's data directory (a fresh temporary one, for backends that keep
+    files); ``token`` becomes the admin bearer token; webhook receivers on loopback are allowed
+    (the suite registers only a closed loopback port).
     """
     import dataclasses
 
@@ -45,7 +48,7 @@ def build_app(backend: str, options: dict[str, Any] | None = None, token: str | 
     wanted: dict[str, Any] = {
         "backend": backend,
         "backend_options": dict(options or {}),
-        "data_dir": None,
+        "data_dir": data_dir,
         "admin_token": token,
         "webhooks_allow_private": True,
     }

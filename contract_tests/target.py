@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +111,12 @@ def in_process(backend: str, options: dict[str, Any] | None = None, name: str | 
     from contract_tests import inprocess
 
     token = f"tams_conformance-{secrets.token_urlsafe(16)}"
-    app = inprocess.build_app(backend, options, token)
+    data_dir = tempfile.mkdtemp(prefix=f"tams-conformance-{backend}-")
+    try:
+        app = inprocess.build_app(backend, options, token, data_dir)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
     tap = HeadBodyTap(app)
     client = inprocess.make_client(tap, {"Authorization": f"Bearer {token}"})
     client.__enter__()  # runs the app's lifespan (background work of the backend)
@@ -123,5 +130,6 @@ def in_process(backend: str, options: dict[str, Any] | None = None, name: str | 
         credentials=Credentials(token=token),
         tap=tap,
     )
+    target._closers.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
     target._closers.append(lambda: client.__exit__(None, None, None))
     return target
