@@ -1,0 +1,213 @@
+"""The conformance suite's own parts: its time maths against the server's, its strategies against
+the official schemas, divergence files, path matching, read-only mode and the HEAD body tap."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from backends.timerange import TimeRange
+from contract_tests import divergences, timeline
+from contract_tests import spec as contract_spec
+from contract_tests import strategies as S
+from contract_tests.api import Api
+from contract_tests.errors import ContractFailure, ReadOnlyViolation
+from contract_tests.target import HeadBodyTap
+
+OFFICIAL_DIR = Path(__file__).resolve().parents[2] / "shared/tams-spec/api"
+SCHEMAS = OFFICIAL_DIR / "schemas" if OFFICIAL_DIR.is_dir() else contract_spec.default_spec_path().parent / "schemas"
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / name).read_text())
+
+
+# --------------------------------------------------------------------------- time maths: two implementations agree
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=S.timeranges(), b=S.timeranges())
+def test_the_suites_timerange_maths_agrees_with_the_servers(a: str, b: str) -> None:
+    ours_a, ours_b = timeline.Range.parse(a), timeline.Range.parse(b)
+    server_a, server_b = TimeRange.parse(a), TimeRange.parse(b)
+    assert ours_a.empty == server_a.is_empty
+    assert str(ours_a) == str(server_a)
+    assert ours_a.overlaps(ours_b) == server_a.overlaps(server_b)
+    assert ours_a.covers(ours_b) == server_a.covers(server_b)
+    assert str(ours_a.extend(ours_b)) == str(server_a.extend_to_encompass(server_b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=S.timeranges(), ts=S.timestamps())
+def test_generated_timeranges_and_timestamps_match_the_spec_patterns(text: str, ts: str) -> None:
+    assert re.fullmatch(_schema("timerange.json")["pattern"], text)
+    assert re.fullmatch(_schema("timestamp.json")["pattern"], ts)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("_", "_"),
+        ("()", "()"),
+        ("", "()"),
+        ("[", "()"),
+        ("[_]", "_"),
+        ("5:0", "[5:0]"),
+        ("[5:0)", "()"),
+        ("(5:0]", "()"),
+        ("0:0_10:0", "[0:0_10:0]"),
+        ("(0:0_10:0", "(0:0_10:0]"),
+        ("[10:0_5:0)", "()"),
+        ("-1:500000000_", "[-1:500000000_"),
+        ("_10:0)", "_10:0)"),
+    ],
+)
+def test_timerange_grammar_forms(text: str, canonical: str) -> None:
+    assert str(timeline.Range.parse(text)) == canonical
+
+
+def test_adjacent_ranges_do_not_overlap_but_touching_ones_do() -> None:
+    first = timeline.Range.parse("[0:0_10:0)")
+    assert not first.overlaps(timeline.Range.parse("[10:0_20:0)"))
+    assert timeline.Range.parse("[0:0_10:0]").overlaps(timeline.Range.parse("[10:0_20:0)"))
+    assert timeline.overlapping(["[10:0_20:0)", "[0:0_10:0)"], "[10:0]") == ["[10:0_20:0)"]
+
+
+# --------------------------------------------------------------------------- strategies produce valid data
+
+
+def _flow_validator() -> jsonschema.Draft202012Validator:
+    resources = [
+        (path.name, Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT202012))
+        for path in SCHEMAS.glob("*.json")
+    ]
+    registry = Registry().with_resources(resources)
+    return jsonschema.Draft202012Validator(_schema("flow.json"), registry=registry)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=S.flows())
+def test_generated_flows_are_valid_for_the_official_schema(body: dict[str, Any]) -> None:
+    flow = {**body, "id": "7b0f5f4c-5f0a-4f5e-9d9c-2d1c2f0e1a11", "source_id": "2c1f3a66-8d5f-4b0a-a0a5-6c7e1d3b2f10"}
+    errors = [e.message for e in _flow_validator().iter_errors(flow)]
+    assert not errors, errors
+
+
+@settings(max_examples=200, deadline=None)
+@given(layout=S.segment_layouts())
+def test_a_layout_keeps_exactly_the_segments_that_overlap_nothing_kept_before(
+    layout: list[S.PlannedSegment],
+) -> None:
+    kept = S.accepted(layout)
+    for i, a in enumerate(kept):
+        assert not a.range.empty and a.range.start is not None and a.range.end is not None
+        assert not any(a.range.overlaps(b.range) for b in kept[i + 1 :])
+    for segment in layout:
+        if segment not in kept:
+            earlier = kept[: [k for k in layout if k in kept or k is segment].index(segment)]
+            assert any(segment.range.overlaps(k.range) for k in earlier)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), layout=S.segment_layouts(max_size=4))
+def test_relative_timeranges_are_bounded_segments(data: st.DataObject, layout: list[S.PlannedSegment]) -> None:
+    text = data.draw(S.relative_timeranges([p.range for p in layout]))
+    parsed = timeline.Range.parse(text)
+    assert not parsed.empty and parsed.start is not None and parsed.end is not None
+
+
+# --------------------------------------------------------------------------- divergences
+
+
+def test_divergences_match_on_every_given_key(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(
+        '[[divergence]]\noperation = "DELETE /flows/{flowId}/label"\ncheck = "spec"\nreason = "403 on read-only"\n'
+        '[[divergence]]\ntest = "test_fuzz_operation*POST /service]"\nmode = "skip"\nreason = "frozen"\n'
+    )
+    found = divergences.load(path)
+    assert (
+        divergences.find(found, "test_x[remote]", "DELETE /flows/{flowId}/label", "spec").reason == "403 on read-only"
+    )
+    assert divergences.find(found, "test_x[remote]", "DELETE /flows/{flowId}/label", "differential") is None
+    assert divergences.find(found, "test_x[remote]", "PUT /flows/{flowId}/label", "spec") is None
+    skip = found[1]
+    assert skip.mode == "skip" and skip.matches("test_fuzz_operation[remote-POST /service]", None, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[divergence]]\noperation = "GET /"\n',
+        '[[divergence]]\nreason = "no selector"\n',
+        '[[divergence]]\noperation = "GET /"\nreason = "r"\nmode = "maybe"\n',
+        '[[divergence]]\noperation = "GET /"\nreason = "r"\nmode = "skip"\n',
+        '[[divergence]]\noperation = "GET /"\nreason = "r"\ncolour = "red"\n',
+    ],
+)
+def test_malformed_divergence_files_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        divergences.load(path)
+
+
+# --------------------------------------------------------------------------- paths, read-only mode, HEAD bodies
+
+
+def _api(handler: Any, base_url: str = "http://tams.example/tams/v7.0", **kwargs: Any) -> Api:
+    http = httpx.Client(base_url=base_url, transport=httpx.MockTransport(handler))
+    return Api(http, name="t", spec=contract_spec.load(None), **kwargs)
+
+
+def test_operations_are_recognised_under_a_base_path_and_object_ids_may_hold_slashes() -> None:
+    api = _api(lambda request: httpx.Response(200, json=[]))
+    assert api.operation_of(api.http.get("/flows")) == "GET /flows"
+    response = api.http.get("/objects/bucket/abc")
+    assert api.operation_of(response) == "GET /objects/{objectId}"
+    assert api.operation_of(api.http.get("http://elsewhere.example/flows")) is None
+    assert api.operation_of(api.http.get("/service/storage-backends")) == "GET /service/storage-backends"
+
+
+def test_read_only_mode_refuses_to_send_anything_but_get_and_head() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json=[], headers={"X-Paging-Limit": "10"})
+
+    api = _api(handler, read_only=True)
+    api.get("/flows", check=False)
+    api.head("/flows", check=False)
+    for method in ("PUT", "POST", "DELETE"):
+        with pytest.raises(ReadOnlyViolation):
+            api.request(method, "/flows/x", check=False)
+    with pytest.raises(ReadOnlyViolation):
+        api.media("PUT", "http://tams.example/_media/x")
+    assert sent == ["GET", "HEAD"]
+
+
+def test_a_head_body_is_caught_even_where_the_client_drops_it() -> None:
+    from starlette.testclient import TestClient
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'["service"]'})
+
+    tap = HeadBodyTap(app)
+    client = TestClient(tap, base_url="http://testserver")
+    api = Api(client, name="t", spec=contract_spec.load(None), tap=tap)
+    assert client.head("/").content == b""  # what any HTTP client shows
+    with pytest.raises(ContractFailure, match="11-byte body") as caught:
+        api.head("/", check=False)
+    assert caught.value.operation == "HEAD /" and caught.value.check == "head-without-body"
