@@ -182,6 +182,7 @@ def next_link(api: Api, response: httpx.Response, check: str) -> str | None:
 class Listing:
     items: list[Any]
     pages: list[httpx.Response]
+    complete: bool = True  # False when ``stop_after`` pages were read and more remained
 
 
 def list_all(
@@ -193,6 +194,7 @@ def list_all(
     reverse: bool | None = None,
     max_pages: int = 500,
     first: httpx.Response | None = None,
+    stop_after: int | None = None,
 ) -> Listing:
     """GET a paged listing and follow ``Link: rel="next"`` to its end, checking each page's headers.
 
@@ -222,12 +224,38 @@ def list_all(
             )
         if url is None:
             return Listing(items, pages)
+        if stop_after is not None and len(pages) >= stop_after:
+            return Listing(items, pages, complete=False)
         if key in seen_keys:
             raise ContractFailure(f"paging loops: page key {key!r} came back", operation, "paging")
         seen_keys.add(key)
         if len(pages) >= max_pages:
             raise ContractFailure(f"paging did not end after {max_pages} pages", operation, "paging")
         response = api.get(url)
+        if len(pages) == 1:
+            # The same next page through X-Paging-NextKey as the `page` parameter.
+            by_key = api.get(path, params=[*query, ("page", key)])
+            if by_key.status_code != response.status_code or _identities(by_key) != _identities(response):
+                raise ContractFailure(
+                    f"page={key!r} (X-Paging-NextKey) and the Link URL give different pages:\n"
+                    f"  {describe(by_key, 300)}\n  {describe(response, 300)}",
+                    operation,
+                    "paging",
+                )
+
+
+def _identities(response: httpx.Response) -> Any:
+    """What a page lists, without the values that change per request (signed URLs)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.content
+    if not isinstance(body, list):
+        return body
+    return [
+        item.get("id", (item.get("object_id"), item.get("timerange"))) if isinstance(item, dict) else item
+        for item in body
+    ]
 
 
 def check_page_headers(

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,9 @@ class Server:
         text = self.log.read_bytes()[offset:].decode(errors="replace")
         return re.findall(r'"(GET|HEAD|PUT|POST|DELETE|PATCH|OPTIONS) [^"]* HTTP/1\.[01]"', text)
 
+    def log_since(self, offset: int) -> str:
+        return self.log.read_bytes()[offset:].decode(errors="replace")
+
     def log_size(self) -> int:
         return self.log.stat().st_size
 
@@ -176,7 +180,27 @@ def test_tams_conformance_passes_against_a_real_server(server: Server, tmp_path:
         assert api.get("/service/webhooks").json() == []
 
 
+def _existing_flow(api: httpx.Client, segments: int) -> str:
+    """A flow with segments, as a live store would hold (not made by the suite)."""
+    flow_id, source_id = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {
+        "id": flow_id,
+        "source_id": source_id,
+        "format": "urn:x-nmos:format:video",
+        "codec": "video/h264",
+        "container": "video/mp2t",
+        "essence_parameters": {"frame_width": 1280, "frame_height": 720},
+    }
+    assert api.put(f"/flows/{flow_id}", json=body).status_code == 201
+    bulk = [{"object_id": str(uuid.uuid4()), "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(segments)]
+    assert api.post(f"/flows/{flow_id}/segments", json=bulk).status_code == 201
+    return flow_id
+
+
 def test_read_only_mode_sends_only_get_and_head(server: Server, tmp_path: Path) -> None:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        existing = [_existing_flow(api, 40), _existing_flow(api, 3)]
+        before = {f: api.get(f"/flows/{f}/segments").json() for f in existing}
     offset = server.log_size()
     command = [*_conformance_command(), "--url", server.url, "--token", TOKEN, "--read-only"]
     done = _run([*command, "--junitxml", str(tmp_path / "ro.xml"), "-q"], tmp_path)
@@ -186,6 +210,13 @@ def test_read_only_mode_sends_only_get_and_head(server: Server, tmp_path: Path) 
     assert len(methods) > 50, f"only {len(methods)} requests seen in the server log"
     assert set(methods) <= {"GET", "HEAD"}, sorted(set(methods))
     assert re.search(r"^PUT /flows/\{flowId\}\s+skipped", done.stdout, re.M), _tail(done)
+    # The flows already in the store were read (their segment timelines checked) and left as they were.
+    for flow_id in existing:
+        assert f"/flows/{flow_id}/segments?reverse_order=true" in server.log_since(offset)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        assert {f: api.get(f"/flows/{f}/segments").json() for f in existing} == before
+        for flow_id in existing:
+            assert api.delete(f"/flows/{flow_id}").status_code == 204
 
 
 def test_failures_exit_non_zero_and_known_divergences_turn_them_into_xfails(server: Server, tmp_path: Path) -> None:
