@@ -664,7 +664,7 @@ class TabularBackend(Backend):
         with self._locks.session() as held:
             held.catalog()
             collectors = self._read(lambda tx: self._collectors_of(tx, [flow_id]).get(flow_id, set()))
-            held.flows([flow_id, *collectors]).all_objects()
+            held.flows([flow_id, *collectors]).requests().all_objects()
 
             def body(tx: Transaction, fx: _Effects) -> Json | None:
                 record = self._flow(tx, flow_id)
@@ -943,7 +943,7 @@ class TabularBackend(Backend):
             return None
 
         with self._locks.session() as held:
-            held.flows([flow_id]).all_objects()
+            held.flows([flow_id]).requests().all_objects()
             return self._write(body)
 
     def _delete_covered(
