@@ -13,6 +13,7 @@ target and operation, how many tests that exercised it passed, failed or were sk
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter, defaultdict
@@ -44,6 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         help="test an in-process tams-server on this backend (repeatable; default: every registered backend)",
+    )
+    group.addoption(
+        "--tams-backend-options",
+        default=None,
+        help='JSON object of options per in-process backend, e.g. \'{"vast": {"endpoint": "..."}}\'',
     )
     group.addoption(
         "--tams-spec",
@@ -142,7 +148,8 @@ def tams_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         )
         target = remote(config.getoption("--tams-url"), credentials, config.getoption("--tams-timeout"))
     else:
-        target = in_process(name)
+        options = json.loads(config.getoption("--tams-backend-options") or "{}").get(name)
+        target = in_process(name, options)
     state = config.stash[_STATE]
     state.targets[name] = target
     try:
