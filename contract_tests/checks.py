@@ -158,7 +158,10 @@ def segment_timeline(ctx: Context) -> None:
                 if segment.get("object_id") != object_of.get(_canon(segment["timerange"])):
                     raise ContractFailure(f"segment {segment} lists the wrong object_id", SEGMENTS, check)
             points = boundaries(registered)
+            span = timeline.extent(registered)
+            _flow_timerange(api, flow["id"], [], span, check)
             for query in data.draw(st.lists(S.query_timeranges(points), min_size=1, max_size=3), label="queries"):
+                _flow_timerange(api, flow["id"], [("timerange", query)], span.intersect(Range.parse(query)), check)
                 want = timeline.overlapping(registered, query)
                 limit = data.draw(st.sampled_from([None, 1, 2, 3]), label="limit")
                 forward = list_all(api, path, [("timerange", query)], check, limit=limit, reverse=False)
@@ -195,6 +198,22 @@ def segment_timeline(ctx: Context) -> None:
             )
 
     run()
+
+
+def _flow_timerange(api: Api, flow_id: str, params: list[tuple[str, str]], want: Range, check: str) -> None:
+    """``include_timerange``: the flow's ``timerange`` spans its segments, limited to ``timerange=``."""
+    response = api.expect(api.get(f"/flows/{flow_id}", params=[("include_timerange", "true"), *params]), [200], check)
+    got = api.json(response, check).get("timerange")
+    try:
+        ok = got is not None and Range.parse(got) == want
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ContractFailure(
+            f"flow timerange with {params or 'no timerange'} is {got!r}, its segments span {want}",
+            "GET /flows/{flowId}",
+            check,
+        )
 
 
 # --------------------------------------------------------------------------- filters and paging of flows and sources

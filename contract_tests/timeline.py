@@ -105,6 +105,13 @@ class Range:
         hi = max(self, other, key=Range._end_point)
         return Range.make(lo.start, hi.end, lo.start_inclusive, hi.end_inclusive)
 
+    def intersect(self, other: Range) -> Range:
+        if self.empty or other.empty:
+            return EMPTY
+        lo = max(self, other, key=Range._start_point)
+        hi = min(self, other, key=Range._end_point)
+        return Range.make(lo.start, hi.end, lo.start_inclusive, hi.end_inclusive)
+
     def sort_key(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         return self._start_point(), self._end_point()
 

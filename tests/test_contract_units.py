@@ -45,6 +45,7 @@ def test_the_suites_timerange_maths_agrees_with_the_servers(a: str, b: str) -> N
     assert ours_a.overlaps(ours_b) == server_a.overlaps(server_b)
     assert ours_a.covers(ours_b) == server_a.covers(server_b)
     assert str(ours_a.extend(ours_b)) == str(server_a.extend_to_encompass(server_b))
+    assert str(ours_a.intersect(ours_b)) == str(server_a.intersect(server_b))
 
 
 @settings(max_examples=200, deadline=None)
