@@ -24,3 +24,17 @@ class ContractFailure(AssertionError):
 
 class ReadOnlyViolation(RuntimeError):
     """The suite tried to send a non-GET/HEAD request while in read-only mode (a bug in the suite)."""
+
+
+def find(exc: BaseException | None) -> ContractFailure | None:
+    """The ContractFailure in ``exc``, also inside exception groups (Hypothesis' Flaky, ...)."""
+    if exc is None:
+        return None
+    if isinstance(exc, ContractFailure):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find(inner)
+            if found is not None:
+                return found
+    return find(exc.__cause__) if exc.__cause__ is not exc else None

@@ -26,6 +26,7 @@ from contract_tests import divergences as divergence_file
 from contract_tests import inprocess
 from contract_tests import spec as spec_module
 from contract_tests.errors import ContractFailure
+from contract_tests.errors import find as find_failure
 from contract_tests.suite import Context, SuiteConfig
 from contract_tests.target import Credentials, Target, in_process, remote
 
@@ -207,7 +208,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not _is_suite_item(item):
         return
     if call.when == "call" and call.excinfo is not None:
-        failure = _contract_failure(call.excinfo.value)
+        failure = find_failure(call.excinfo.value)
         if failure is not None:
             item.stash[_FAILURE] = failure
             if report.failed:
@@ -223,17 +224,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _is_suite_item(item: pytest.Item) -> bool:
     return "tams_target" in getattr(item, "fixturenames", ())
-
-
-def _contract_failure(exc: BaseException) -> ContractFailure | None:
-    if isinstance(exc, ContractFailure):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _contract_failure(inner)
-            if found is not None:
-                return found
-    return None
 
 
 def _tally(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -29,6 +29,7 @@ from backends import memory, rules
 from contract_tests import checks, differential
 from contract_tests import spec as contract_spec
 from contract_tests.errors import ContractFailure
+from contract_tests.errors import find as find_failure
 from contract_tests.fuzz import Fuzzer
 from contract_tests.suite import Context, SuiteConfig
 from contract_tests.target import Target, in_process
@@ -289,7 +290,10 @@ def test_the_suite_finds_the_fault(
         for name, check in suite_checks(ctx, str(spec.path)):
             try:
                 check()
-            except ContractFailure as failure:
+            except Exception as exc:
+                failure = find_failure(exc)
+                if failure is None:
+                    raise
                 found = (time.monotonic() - started, name, failure)
                 break
             if time.monotonic() - started > FAULT_BUDGET_S:
@@ -311,7 +315,10 @@ def test_the_reference_model_alone_finds_the_fault(fault: str, apps: tuple[Targe
         while time.monotonic() - started < FAULT_BUDGET_S:
             try:
                 differential.run(ctx, examples=15, steps=25)
-            except ContractFailure as failure:
+            except Exception as exc:
+                failure = find_failure(exc)
+                if failure is None:
+                    raise
                 FOUND_BY_MODEL[fault] = (time.monotonic() - started, "differential model", _first_line(failure))
                 return
     pytest.fail(f"the differential model did not find the fault {fault!r} in {FAULT_BUDGET_S} s")
