@@ -52,6 +52,10 @@ class _Object:
     unreferenced_since: float | None = None
 
 
+def _no_segments() -> SortedKeyList:
+    return SortedKeyList(key=rules.Segment.start_key)
+
+
 def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
     """Indices of the segments overlapping ``query``: O(log n) bisection on start and end keys."""
     if query.is_empty:
@@ -272,8 +276,8 @@ class MemoryBackend(Backend):
     def list_segments(self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest) -> SegmentPage:
         limit = rules.page_limit(page.limit)
         with self._lock:
-            segments = self._segments.get(flow_id)
-            indices = _overlapping(segments, query.timerange) if segments else range(0)
+            segments = self._segments.get(flow_id) or _no_segments()
+            indices = _overlapping(segments, query.timerange)
             if query.reverse_order:
                 indices = indices[::-1]
             if page.page is not None:
@@ -329,7 +333,7 @@ class MemoryBackend(Backend):
             return failed
 
     def _add_segment(self, flow_id: str, segment: rules.Segment) -> rules.Segment:
-        stored = self._segments.setdefault(flow_id, SortedKeyList(key=rules.Segment.start_key))
+        stored = self._segments.setdefault(flow_id, _no_segments())
         clash = _overlapping(stored, segment.timerange)
         if clash:
             other = stored[clash[0]]

@@ -114,3 +114,14 @@ def test_moving_the_last_flow_to_another_source_deletes_the_old_source() -> None
     assert backend.get_source(new_source)["id"] == new_source
     with pytest.raises(NotFound):
         backend.get_source(old_source)
+
+
+def test_a_page_key_on_a_flow_without_segments_gives_an_empty_page() -> None:
+    backend = new_backend()
+    flow_id = new_flow(backend)
+    key = rules.encode_cursor("[0:0_1:0)")
+    for reverse in (False, True):
+        query = SegmentQuery(reverse_order=reverse)
+        page = backend.list_segments(flow_id, query, NO_URLS, PageRequest(page=key))
+        assert page.items == []
+        assert page.next_key is None
