@@ -815,7 +815,9 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                 return
             flow_id, logical = data.draw(st.sampled_from(holders), label="segment")
             payload = self.objects[logical].payload
-            listing = list_all(target, f"/flows/{flow_id}/segments", [("object_id", self.t.obj(logical))], "media")
+            # verbose_storage shows `controlled`: the client's own (uncontrolled) URLs are not fetched.
+            params = [("object_id", self.t.obj(logical)), ("verbose_storage", "true")]
+            listing = list_all(target, f"/flows/{flow_id}/segments", params, "media")
             urls = [u for s in listing.items for u in s.get("get_urls") or [] if u.get("controlled", True)]
             if not urls:
                 self.fail(f"no controlled get_urls for an uploaded object: {listing.items}", listing.pages[0], "media")
