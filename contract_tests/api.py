@@ -151,7 +151,11 @@ class Api:
         method = response.request.method.upper()
         operation = f"{method} {template}"
         self.hits[operation] += 1
-        if not check or self.spec is None:
+        if not check:
+            return
+        if response.status_code >= 500:
+            raise ContractFailure(f"server error: {describe(response)}", operation, "server-error")
+        if self.spec is None:
             return
         problems = []
         if self.spec.operation(method, template) is None:

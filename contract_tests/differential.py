@@ -192,6 +192,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             self.sources: dict[str, str] = {}  # source id -> format
             self.objects: dict[str, ObjectState] = {}
             self.counter = 0
+            self.page_keys: list[str] = []  # the target's X-Paging-NextKey values seen so far
 
         def teardown(self) -> None:
             for janitor in self.janitors:
@@ -569,7 +570,43 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             first = side.api.get(path, params=params + ([("limit", str(limit))] if limit else []))
             if first.status_code != 200:
                 return first
-            return list_all(side.api, path, params, "paging", limit=limit, first=first)
+            listing = list_all(side.api, path, params, "paging", limit=limit, first=first)
+            if side is self.t:
+                self._keep_page_keys(listing.pages)
+            return listing
+
+        def _keep_page_keys(self, pages: list[httpx.Response]) -> None:
+            for page in pages:
+                key = page.headers.get("x-paging-nextkey")
+                if key and key not in self.page_keys:
+                    self.page_keys.append(key)
+
+        @precondition(lambda self: self.page_keys)
+        @rule(data=st.data())
+        def page_key_elsewhere(self, data: st.DataObject) -> None:
+            """A page key from one listing given to another (a flow without segments, an unknown
+            flow, other filters): an opaque key may be refused (400), never a server error."""
+            key = data.draw(st.sampled_from(self.page_keys), label="page key")
+            where = data.draw(st.sampled_from(["segments", "flows", "sources"]), label="listing")
+            self._page_key_elsewhere(data, key, where)
+
+        def _page_key_elsewhere(self, data: st.DataObject, key: str, where: str) -> None:
+            limit = data.draw(st.sampled_from([None, 1, 3]), label="limit")
+            params = [("page", key)] + ([("limit", str(limit))] if limit else [])
+            if where == "segments":
+                empty = [f for f, state in self.flows.items() if not state.segments]
+                kind = data.draw(st.sampled_from(["unknown", "without segments", "any"]), label="flow kind")
+                if kind == "unknown" or not self.flows:
+                    flow_id = str(uuid.uuid4())
+                elif kind == "without segments" and empty:
+                    flow_id = data.draw(st.sampled_from(empty), label="flow")
+                else:
+                    flow_id = self.draw_flow(data)
+                params.append(("reverse_order", data.draw(st.sampled_from(["false", "true"]), label="reverse")))
+                response = target.get(f"/flows/{flow_id}/segments", params=params)
+            else:
+                response = target.get(f"/{where}", params=[*self.scope.filters, *params])
+            target.expect(response, [200, 400], "paging", "a page key from another listing")
 
         # ---------------------------------------------------------- storage and media
 
@@ -719,7 +756,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                     if choice is not None:
                         params.append((flag, choice))
                 storage_filter = data.draw(st.sampled_from([None, "", "default-storage"]), label="accept_storage_ids")
-            limit = data.draw(st.sampled_from([None, 1, 2, 5]), label="limit")
+            limit = data.draw(st.sampled_from([1, None, 2, 5]), label="limit")
 
             def side_params(side: Side) -> list[tuple[str, str]]:
                 out = list(params)
@@ -734,6 +771,9 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
 
             path = f"/flows/{flow_id}/segments"
             got = list_all(self.t.api, path, side_params(self.t), "paging", limit=limit, reverse=reverse)
+            self._keep_page_keys(got.pages)
+            if len(got.pages) > 1 and data.draw(st.booleans(), label="page key elsewhere?"):
+                self._page_key_elsewhere(data, got.pages[0].headers["x-paging-nextkey"], "segments")
             want = list_all(self.o.api, path, side_params(self.o), CHECK, reverse=reverse)
             got_n = [self.t.segment(s) for s in got.items]
             want_n = [self.o.segment(s) for s in want.items]
