@@ -41,6 +41,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 LOOPBACK_HOOK = "http://127.0.0.1:9/conformance/"
+PAGED = frozenset({"/flows", "/sources", "/flows/{flowId}/segments", "/objects/{objectId}"})
 _SEED_FLOWS = {
     "video": {
         "format": "urn:x-nmos:format:video",
@@ -71,6 +72,7 @@ class Fuzzer:
         self.janitor = Janitor(self.api, ctx.config.delete_wait_s)
         self.seeds: dict[str, dict[str, Any]] = {}
         self.objects: list[str] = []
+        self.page_keys: list[str] = []
         self.checks = list(CHECKS)
         self._strategies: dict[str, Any] = {}
 
@@ -98,6 +100,11 @@ class Fuzzer:
         for i, object_id in enumerate(self.objects):
             segment = {"object_id": object_id, "timerange": f"[{i}:0_{i + 1}:0)"}
             self.api.post(f"/flows/{video}/segments", segment, check=False)
+        # Real page keys, for the generated `page` parameters to try on other listings.
+        for path in (f"/flows/{video}/segments", "/flows", "/sources"):
+            key = self.api.get(path, params={"limit": 1}, check=False).headers.get("x-paging-nextkey")
+            if key and key not in self.page_keys:
+                self.page_keys.append(key)
 
     def cleanup(self) -> None:
         self.janitor.cleanup()
@@ -139,6 +146,9 @@ class Fuzzer:
             params[key] = str(uuid.uuid4())
         body = case.body
         template, method = case.operation.path, case.operation.method.upper()
+        paged = method in ("GET", "HEAD") and template in PAGED
+        if paged and self.page_keys and data.draw(st.sampled_from([True, False]), label="a real page key?"):
+            case.query = {**(case.query or {}), "page": data.draw(st.sampled_from(self.page_keys), label="page key")}
         if template == "/flows/{flowId}" and method == "PUT" and isinstance(body, dict):
             body["id"] = params["flowId"]
             seeded = next((s for s in self.seeds.values() if s["id"] == params["flowId"]), None)
@@ -181,7 +191,7 @@ class Fuzzer:
             return "not sent to a remote server: it would rename the live service"
         return None
 
-    def run_operation(self, label: str, examples: int = 6) -> None:
+    def run_operation(self, label: str, examples: int = 10) -> None:
         self.ensure_seeds()
         strategy = self.strategy(label)
         api = self.api
