@@ -207,6 +207,22 @@ def head_returns_a_body(backend: Any) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def page_key_on_an_empty_flow_crashes(backend: Any) -> Iterator[None]:
+    """The real bug fixed in f0e4e42: a valid page key on a flow without segments gave a 500."""
+
+    def resume(original: Callable[..., Any]) -> Callable[..., Any]:
+        def faulty(segments: Any, *args: Any, **kwargs: Any) -> Any:
+            if _serving(backend) and not segments:
+                raise TypeError("'NoneType' object is not subscriptable")
+            return original(segments, *args, **kwargs)
+
+        return faulty
+
+    with _patched(memory, "_resume", resume):
+        yield
+
+
 FAULTS: dict[str, Callable[[Any], contextlib.AbstractContextManager[None]]] = {
     "overlap check disabled": overlap_check_disabled,
     "inclusive/exclusive end ignored": exclusive_end_ignored,
@@ -216,6 +232,7 @@ FAULTS: dict[str, Callable[[Any], contextlib.AbstractContextManager[None]]] = {
     "source not deleted with its last flow": source_outlives_its_flows,
     "empty accept_get_urls= ignored": empty_accept_get_urls_ignored,
     "HEAD returning a body": head_returns_a_body,
+    "page key on a flow without segments: 500": page_key_on_an_empty_flow_crashes,
 }
 
 
