@@ -47,13 +47,14 @@ def connexion_document(spec_path: Path) -> dict[str, Any]:
         for operation in path_item.values():
             if isinstance(operation, dict):
                 operation.pop("security", None)
-    # Object ids may contain "/": let the last path parameter of /objects/ span segments.
+    # Object ids and tag names may contain "/" (sent as %2F): let those last path parameters span segments.
     for template, path_item in doc["paths"].items():
-        if template.startswith("/objects/"):
-            for operation in path_item.values():
-                for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
-                    if parameter["in"] == "path":
-                        parameter["schema"]["format"] = "path"
+        if template.startswith("/objects/") or template.endswith("/tags/{name}"):
+            shared = path_item.get("parameters", [])
+            operations = [op for op in path_item.values() if isinstance(op, dict)]
+            for parameter in [*shared, *(p for op in operations for p in op.get("parameters", []))]:
+                if parameter["in"] == "path" and parameter["name"] in ("objectId", "name"):
+                    parameter["schema"]["format"] = "path"
     return doc
 
 

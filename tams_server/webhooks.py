@@ -63,6 +63,7 @@ class WebhookDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._queues: dict[tuple[Any, ...], asyncio.Queue[Json]] = {}
+        self._consumers: list[asyncio.Task[None]] = []
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._idle = threading.Event()
@@ -91,11 +92,18 @@ class WebhookDispatcher:
     def close(self) -> None:
         if self._loop is not None:
             loop, self._loop = self._loop, None
-            if self._client is not None:
-                asyncio.run_coroutine_threadsafe(self._client.aclose(), loop).result(timeout=5)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=5)
+
+    async def _shutdown(self) -> None:
+        """Cancel the consumers (undelivered events are dropped) and close the HTTP client."""
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
 
     # --- the delivery loop ---------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -120,20 +128,23 @@ class WebhookDispatcher:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue(self.policy.queue_size)
-            asyncio.get_running_loop().create_task(self._consume(queue))
+            self._consumers.append(asyncio.get_running_loop().create_task(self._consume(key, queue)))
         try:
             queue.put_nowait({"webhook": webhook, "body": body})
         except asyncio.QueueFull:
             self._drop(webhook, body, "its queue is full")
             self._add_pending(-1)
 
-    async def _consume(self, queue: asyncio.Queue[Json]) -> None:
-        while True:
-            item = await queue.get()
+    async def _consume(self, key: tuple[Any, ...], queue: asyncio.Queue[Json]) -> None:
+        """Deliver in order; when the queue runs dry the consumer ends, so unused ones do not pile up."""
+        while not queue.empty():
+            item = queue.get_nowait()
             try:
                 await self._deliver(item["webhook"], item["body"])
             finally:
                 self._add_pending(-1)
+        del self._queues[key]
+        self._consumers.remove(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _deliver(self, webhook: Json, body: Json) -> None:
         if self._client is None:

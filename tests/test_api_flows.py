@@ -528,3 +528,13 @@ def test_sources_cannot_be_put_or_deleted(tams):
         delete = tams.client.delete(f"/sources/{source_id}")
     assert (put.status_code, delete.status_code) == (405, 405)
     assert tams.get_source(source_id)["id"] == source_id
+
+
+def test_tag_names_with_a_slash_work_on_the_tag_routes(tams):
+    flow = tams.put_flow()
+    for base in (f"/flows/{flow['id']}", f"/sources/{flow['source_id']}"):
+        assert tams.client.put(f"{base}/tags/a%2Fb", json="x").status_code == 204
+        assert tams.client.get(f"{base}/tags/a%2Fb").json() == "x"
+        assert tams.client.get(f"{base}/tags").json() == {"a/b": "x"}
+        assert tams.client.delete(f"{base}/tags/a%2Fb").status_code == 204
+        assert tams.client.get(f"{base}/tags").json() == {}
