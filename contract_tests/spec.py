@@ -96,6 +96,16 @@ def _inline_local_refs(node: Any, root: Any, depth: int = 0) -> Any:
     return {k: v if k in _LITERAL_KEYS else _inline_local_refs(v, root, depth) for k, v in node.items()}
 
 
+def self_contained(document: Any, path: Path) -> Any:
+    """``document`` (loaded from ``path``) with every ``$ref``, file or local, replaced by its target.
+
+    openapi-core resolves file refs lazily on every validation (~10 ms per flow body); on a
+    self-contained document it takes ~1 ms.
+    """
+    bundled = _inline_file_refs(document, path, {})
+    return _inline_local_refs(bundled, bundled)
+
+
 class Spec:
     """One spec file: its operations, path matching, and response validation."""
 
@@ -146,8 +156,7 @@ class Spec:
 
     @functools.cached_property
     def _validators(self) -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
-        bundled = _inline_file_refs(self.document, self.path, {})
-        document = _inline_local_refs(bundled, bundled)
+        document = self_contained(self.document, self.path)
         # A SchemaPath skips openapi-core's validation of the spec document itself (slow).
         schema = SchemaPath.from_dict(document, base_uri=self.path.as_uri())
         return V31ResponseValidator(schema), V31ResponseHeadersValidator(schema)

@@ -41,6 +41,7 @@ from starlette.testclient import TestClient
 
 import backends
 import spec
+from contract_tests.spec import self_contained
 from tams_server.app import TamsApp, build_services, create_app
 from tams_server.config import Settings
 
@@ -152,75 +153,15 @@ def match_template(raw_path: str) -> str | None:
     return None
 
 
-# Keys whose values are literal data, never schema: a "$ref" inside them is not a reference.
-_LITERAL_KEYS = frozenset({"example", "examples", "default", "const", "enum"})
-_ANNOTATIONS = frozenset({"description", "summary", "title", "default", "examples", "$comment", "readOnly"})
-
-
 def _load(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     return json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YAML_LOADER)
 
 
-def inline_file_refs(node: Any, base: Path, cache: dict[Path, Any] | None = None, depth: int = 0) -> Any:
-    """``node`` with every relative-file ``$ref`` replaced by its target (``#/...`` refs are kept).
-
-    openapi-core resolves file refs lazily on every validation, which makes checking a flow
-    body take ~10 ms; on a self-contained document it takes ~1 ms.
-    """
-    assert depth < 50, "reference cycle"
-    cache = {} if cache is None else cache
-    if isinstance(node, list):
-        return [inline_file_refs(item, base, cache, depth) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and not ref.startswith("#"):
-        file_part, _, pointer = ref.partition("#")
-        path = (base.parent / file_part).resolve()
-        if path not in cache:
-            cache[path] = _load(path)
-        target = cache[path]
-        for part in [p for p in pointer.split("/") if p]:
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        target = inline_file_refs(target, path, cache, depth + 1)
-        siblings = {k: inline_file_refs(v, base, cache, depth) for k, v in node.items() if k != "$ref"}
-        if not siblings:
-            return target
-        if set(siblings) <= _ANNOTATIONS:
-            return {**target, **siblings}
-        return {"allOf": [target], **siblings}
-    return {
-        key: value if key in _LITERAL_KEYS else inline_file_refs(value, base, cache, depth)
-        for key, value in node.items()
-    }
-
-
-def inline_local_refs(node: Any, root: Any, depth: int = 0) -> Any:
-    """``node`` with every ``#/...`` ``$ref`` replaced by its target in ``root``."""
-    assert depth < 50, "reference cycle"
-    if isinstance(node, list):
-        return [inline_local_refs(item, root, depth) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target = root
-        for part in ref[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        target = inline_local_refs(target, root, depth + 1)
-        siblings = {k: inline_local_refs(v, root, depth) for k, v in node.items() if k != "$ref"}
-        return {**target, **siblings} if set(siblings) <= _ANNOTATIONS else {"allOf": [target], **siblings}
-    return {
-        key: value if key in _LITERAL_KEYS else inline_local_refs(value, root, depth) for key, value in node.items()
-    }
-
-
 @functools.cache
 def _validators() -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
     path = reference_spec()
-    bundled = inline_file_refs(reference_document(), path)
-    document = inline_local_refs(bundled, bundled)
+    document = self_contained(reference_document(), path)
     # A SchemaPath skips openapi-core's check of the spec itself (~3 s); the spec is known valid.
     schema = SchemaPath.from_dict(document, base_uri=path.as_uri())
     return V31ResponseValidator(schema), V31ResponseHeadersValidator(schema)
