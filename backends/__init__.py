@@ -3,7 +3,9 @@
 A backend is chosen by name from configuration. Names come from the built-ins below and from the
 entry-point group ``tams_server.backends`` (how a third party adds one without editing our code);
 a ``module:attribute`` import path also works. A factory is called as
-``factory(options: Mapping[str, Any], signer: UrlSigner) -> Backend``.
+``factory(options: Mapping[str, Any], services: BackendServices) -> Backend``. A factory may carry
+``self_contained_options``: options that make it run with nothing outside the process (test runs
+use them when given no options).
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from backends.base import Backend
-from backends.objectstore import UrlSigner
+from backends.base import Backend, BackendServices
 
 ENTRY_POINT_GROUP = "tams_server.backends"
-BUILTIN = {"memory": "backends.memory:create", "local": "backends.local:create"}
+BUILTIN = {"memory": "backends.memory:create", "local": "backends.local:create", "vast": "backends.vast:create"}
 
-BackendFactory = Callable[[Mapping[str, Any], UrlSigner], Backend]
+BackendFactory = Callable[[Mapping[str, Any], BackendServices], Backend]
+
+
+def self_contained_options(name: str) -> dict[str, Any]:
+    """Options that run backend ``name`` with nothing outside this process (for tests)."""
+    return dict(getattr(load_factory(name), "self_contained_options", {}))
 
 
 def available() -> dict[str, str]:

@@ -76,6 +76,7 @@ class BackendServices:
     events: EventSink
     policy: StorePolicy = field(default_factory=StorePolicy)
     data_dir: Path | None = None
+    url_lifetime: int = 3600  # seconds a media URL stays valid (signed here or presigned by S3)
 
 
 @dataclass(frozen=True)

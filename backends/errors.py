@@ -25,3 +25,7 @@ class ReadOnly(TamsError):
 
 class NotSupported(TamsError):
     """A feature this server does not offer (404 for optional TAMS features)."""
+
+
+class Unavailable(TamsError):
+    """The store cannot answer now (its database is unreachable, a lock stays taken): retry later (503)."""

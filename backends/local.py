@@ -15,6 +15,9 @@ Options (``backend_options`` in the config file):
     Label of the media storage backend (default ``local``).
 ``durable``
     ``false`` skips fsync of uploaded media (faster, for tests; the database still commits).
+``storage`` or ``s3_*``
+    S3 object stores to keep media in instead of the media directory (see
+    ``backends.s3store.parse_storage``); uploads and downloads then go to S3 at presigned URLs.
 
 One process at a time: DuckDB locks the database file, so a second server on the same directory
 stops at start-up with a clear message.
@@ -35,7 +38,7 @@ from backends.localstore import LocalObjectStore
 from backends.objectstore import StorageBackendInfo
 from backends.tabular.duckdb_engine import DuckDBEngine
 from backends.tabular.engine import EngineError
-from backends.tabular.store import TabularBackend, new_storage_id, persistent_value
+from backends.tabular.store import TabularBackend, new_storage_id, persistent_value, s3_stores
 
 log = logging.getLogger("tams_server.local")
 
@@ -68,22 +71,27 @@ class LocalBackend(TabularBackend):
                 f"(is another tams-server using {data_dir}?): {exc}"
             ) from exc
         try:
-            storage_id = persistent_value(engine, "local_storage_id", new_storage_id)
-            info = StorageBackendInfo(
-                id=storage_id,
-                label=str(options.get("storage_label", "local")),
-                store_product="local-disk",
-                default_storage=True,
-            )
-            store = LocalObjectStore(
-                info, services.signer, data_dir / MEDIA_DIR, durable=_flag(options, "durable", True)
-            )
-            super().__init__(engine, [store], services)
+            stores = s3_stores(options, engine, services)
+            if not stores:
+                storage_id = persistent_value(engine, "local_storage_id", new_storage_id)
+                info = StorageBackendInfo(
+                    id=storage_id,
+                    label=str(options.get("storage_label", "local")),
+                    store_product="local-disk",
+                    default_storage=True,
+                )
+                stores = [
+                    LocalObjectStore(
+                        info, services.signer, data_dir / MEDIA_DIR, durable=_flag(options, "durable", True)
+                    )
+                ]
+            super().__init__(engine, stores, services)
         except BaseException:
             engine.close()
             self._release()
             raise
-        log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, data_dir / MEDIA_DIR)
+        media = ", ".join(s.info.label for s in stores) if options.get("storage") or options.get("s3_bucket") else None
+        log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, media or data_dir / MEDIA_DIR)
 
     def _release(self) -> None:
         with _open_dirs_lock:
@@ -114,3 +122,6 @@ def create(options: Mapping[str, Any], services: BackendServices) -> LocalBacken
             log.warning("the local backend has no data directory: using a temporary one, deleted at close")
         return LocalBackend(Path(tempfile.mkdtemp(prefix="tams-local-")), services, options, temporary=True)
     return LocalBackend(Path(where).resolve(), services, options, temporary=False)
+
+
+create.self_contained_options = {"temporary": True, "durable": False}  # type: ignore[attr-defined]

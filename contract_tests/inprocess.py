@@ -36,7 +36,8 @@ def build_app(
 
     ``data_dir`` is the server's data directory (a fresh temporary one, for backends that keep
     files); ``token`` becomes the admin bearer token; webhook receivers on loopback are allowed
-    (the suite registers only a closed loopback port).
+    (the suite registers only a closed loopback port). Without ``options``, the backend runs on
+    the options it declares self-contained (e.g. an emulated cluster), if any.
     """
     import dataclasses
 
@@ -45,9 +46,11 @@ def build_app(
     from tams_server.config import Settings
 
     backends.load_factory(backend)  # fail early, with the registry's message, on an unknown name
+    if options is None:
+        options = backends.self_contained_options(backend)
     wanted: dict[str, Any] = {
         "backend": backend,
-        "backend_options": dict(options or {}),
+        "backend_options": dict(options),
         "data_dir": data_dir,
         "admin_token": token,
         "webhooks_allow_private": True,

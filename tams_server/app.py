@@ -165,6 +165,7 @@ def build_services(settings: Settings, backend: Callable[[], Backend]) -> Backen
         events=dispatcher,
         policy=policy,
         data_dir=Path(settings.data_dir) if settings.data_dir else None,
+        url_lifetime=settings.media_url_lifetime,
     )
 
 

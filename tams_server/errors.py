@@ -20,6 +20,7 @@ STATUS = {
     errors.ReadOnly: 403,
     errors.NotFound: 404,
     errors.NotSupported: 404,
+    errors.Unavailable: 503,
 }
 NAMES = {
     400: "BadRequest",
@@ -33,6 +34,7 @@ NAMES = {
     416: "RangeNotSatisfiable",
     500: "InternalServerError",
     501: "NotImplemented",
+    503: "ServiceUnavailable",
 }
 
 

@@ -284,17 +284,29 @@ def app_settings(**overrides: Any) -> Settings:
 
 
 def backend_settings(name: str) -> dict[str, Any]:
-    """Settings that start ``name``: a persistent backend gets a temporary directory of its own
-    each time its factory is called (so every ``fresh_app`` starts empty)."""
-    if name == "local":
-        return {"backend": name, "backend_options": {"temporary": True, "durable": False}}
-    return {"backend": name}
+    """Settings that start ``name`` empty each time its factory is called (so every ``fresh_app``
+    starts empty): the backend's self-contained options (a temporary directory for ``local``, an
+    emulated cluster for ``vast``), or a real cluster's from ``TAMS_TEST_<NAME>_OPTIONS``."""
+    return {"backend": name, "backend_options": backend_options(name)}
+
+
+def backend_options(name: str) -> dict[str, Any]:
+    """``TAMS_TEST_<NAME>_OPTIONS`` (JSON backend options: opt-in tests against real services, e.g. a
+    VAST cluster), with a fresh ``schema`` per call so every store starts empty; else the backend's
+    self-contained options."""
+    configured = os.environ.get(f"TAMS_TEST_{name.upper()}_OPTIONS")
+    if not configured:
+        return backends.self_contained_options(name)
+    options = json.loads(configured)
+    if "schema" in options:
+        options["schema"] = f"{options['schema']}_{uuid.uuid4().hex[:12]}"
+    return options
 
 
 def test_backends(config: pytest.Config) -> list[str]:
     """The backends the API tests run on: ``--backend NAME`` (repeatable), else ``TAMS_TEST_BACKENDS``
-    (comma-separated), else memory and local."""
-    chosen = config.getoption("--backend") or os.environ.get("TAMS_TEST_BACKENDS", "memory,local").split(",")
+    (comma-separated), else memory, local and vast (emulated)."""
+    chosen = config.getoption("--backend") or os.environ.get("TAMS_TEST_BACKENDS", "memory,local,vast").split(",")
     return [name.strip() for name in chosen if name.strip()]
 
 
@@ -348,7 +360,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backend",
         action="append",
         default=[],
-        help="run the API tests on this backend (repeatable; default: $TAMS_TEST_BACKENDS or memory,local)",
+        help="run the API tests on this backend (repeatable; default: $TAMS_TEST_BACKENDS or memory,local,vast)",
     )
 
 

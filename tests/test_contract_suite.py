@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import backend_options
 
 import backends
 import contract_tests
@@ -75,6 +77,17 @@ def _tail(done: subprocess.CompletedProcess[str]) -> str:
 # --------------------------------------------------------------------------- in process, every backend
 
 
+def _real_service_options() -> list[str]:
+    """``--tams-backend-options`` for backends given real services by ``TAMS_TEST_<NAME>_OPTIONS``
+    (e.g. a VAST cluster); without those variables, every backend runs self-contained."""
+    chosen = {
+        name: backend_options(name)
+        for name in backends.available()
+        if os.environ.get(f"TAMS_TEST_{name.upper()}_OPTIONS")
+    }
+    return ["--tams-backend-options", json.dumps(chosen)] if chosen else []
+
+
 def test_the_suite_passes_in_process_on_every_backend(tmp_path: Path) -> None:
     report = tmp_path / "in-process.xml"
     done = _run(
@@ -91,6 +104,7 @@ def test_the_suite_passes_in_process_on_every_backend(tmp_path: Path) -> None:
             "--junitxml",
             str(report),
             *_spec_args("--tams-spec"),
+            *_real_service_options(),
         ],
         tmp_path,
     )

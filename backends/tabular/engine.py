@@ -28,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from backends.errors import Unavailable
+
 ROW_ID = "$row_id"
 
 _OPS = ("==", "!=", "<", "<=", ">", ">=", "isin", "isnull", "notnull")
@@ -40,6 +42,13 @@ class EngineError(Exception):
 
 class Conflict(EngineError):
     """The transaction collided with a concurrent one and was rolled back: run it again."""
+
+
+class EngineUnavailable(EngineError, Unavailable):
+    """The database cannot be reached, or a write's outcome could not be settled (HTTP 503)."""
+
+    def __init__(self, summary: str) -> None:
+        Unavailable.__init__(self, summary)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ Lock kinds, always taken in this order (so two writers can never wait for each o
 
 The locks are re-entrant per thread. They only protect writers inside this process: the
 ``local`` backend's DuckDB file can only be opened by one process at a time, so that is enough
-there; a multi-process engine must supply a distributed implementation of the same interface.
+there. Stores shared by several processes (VAST DB) add a second layer through :meth:`LockManager.claim`
+(see ``table_locks``): after a thread holds a lock here, it claims the same name for its process.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ class LockManager:
         self.stripes = [threading.RLock() for _ in range(stripes)]
         self._guard = threading.Lock()
         self._flows: dict[str, list] = {}  # flow id -> [lock, users]
+
+    def claim(self, names: list[str]) -> object | None:
+        """Claim ``names`` against other processes (after this process's locks are held); a handle
+        for :meth:`unclaim`. Nothing to do within one process."""
+        return None
+
+    def unclaim(self, handle: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
     def stripe(self, object_id: str) -> int:
         return zlib.crc32(object_id.encode()) % len(self.stripes)
@@ -66,6 +78,7 @@ class LockSet:
     def __init__(self, manager: LockManager) -> None:
         self._manager = manager
         self._held: list[tuple[threading.RLock, str | None]] = []
+        self._claims: list[object] = []
         self._stage = 0  # 1 catalog, 2 flows, 3 requests, 4 stripes
         self._catalog = False
 
@@ -73,11 +86,25 @@ class LockSet:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            while self._claims:
+                self._manager.unclaim(self._claims.pop())
+        finally:
+            self._release_local()
+
+    def _release_local(self) -> None:
         while self._held:
             lock, flow_id = self._held.pop()
             lock.release()
             if flow_id is not None:
                 self._manager._release_flow(flow_id)
+
+    def _claim(self, names: list[str]) -> None:
+        if not names:
+            return
+        handle = self._manager.claim(names)  # on failure, the with-block's exit releases what is held
+        if handle is not None:
+            self._claims.append(handle)
 
     def _advance(self, stage: int, what: str) -> None:
         if stage < self._stage and not (stage == 2 and self._stage == 2):
@@ -89,6 +116,7 @@ class LockSet:
         self._manager.catalog_lock.acquire()
         self._held.append((self._manager.catalog_lock, None))
         self._catalog = True
+        self._claim(["catalog"])
         return self
 
     def flows(self, flow_ids: Iterable[str]) -> LockSet:
@@ -100,22 +128,26 @@ class LockSet:
             lock = self._manager._flow_lock(flow_id)
             lock.acquire()
             self._held.append((lock, flow_id))
+        self._claim([f"flow/{i}" for i in ids])
         return self
 
     def requests(self) -> LockSet:
         self._advance(3, "requests")
         self._manager.requests_lock.acquire()
         self._held.append((self._manager.requests_lock, None))
+        self._claim(["requests"])
         return self
 
     def objects(self, object_ids: Iterable[str]) -> LockSet:
         self._advance(4, "objects")
         if self._stage == 4 and any(lock in self._manager.stripes for lock, _ in self._held):
             raise RuntimeError("lock order: object stripes are taken once per operation")
-        for stripe in sorted({self._manager.stripe(i) for i in object_ids}):
+        stripes = sorted({self._manager.stripe(i) for i in object_ids})
+        for stripe in stripes:
             lock = self._manager.stripes[stripe]
             lock.acquire()
             self._held.append((lock, None))
+        self._claim([f"stripe/{n}" for n in stripes])
         return self
 
     def all_objects(self) -> LockSet:
@@ -123,4 +155,5 @@ class LockSet:
         for lock in self._manager.stripes:
             lock.acquire()
             self._held.append((lock, None))
+        self._claim([f"stripe/{n}" for n in range(len(self._manager.stripes))])
         return self

@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -1221,6 +1221,7 @@ class TabularBackend(Backend):
             return
         self._closed = True
         self._worker.close()
+        self._locks.close()
         if self._owns_engine:
             self._engine.close()
 
@@ -1316,3 +1317,17 @@ def persistent_value(engine: TableEngine, key: str, default: Callable[[], str]) 
         value = default()
         tx.insert(META.name, META.rows([{"key": key, "value": value}]))
         return value
+
+
+def s3_stores(options: Mapping[str, Any], engine: TableEngine, services: BackendServices) -> list[ObjectStore]:
+    """The S3 object stores ``options`` configure (``backends.s3store.parse_storage``), each checked
+    reachable; a store keeps the id it was first given (in ``meta``, by label) unless configured."""
+    from backends.s3store import S3ObjectStore, parse_storage, storage_info
+
+    stores: list[ObjectStore] = []
+    for config in parse_storage(options, services.url_lifetime):
+        storage_id = config.storage_id or persistent_value(engine, f"s3_storage_id/{config.label}", new_storage_id)
+        store = S3ObjectStore(storage_info(config, storage_id), config)
+        store.check()
+        stores.append(store)
+    return stores
