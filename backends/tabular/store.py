@@ -1222,6 +1222,10 @@ class TabularBackend(Backend):
         self._closed = True
         self._worker.close()
         self._locks.close()
+        for object_store in self._stores.values():
+            close = getattr(object_store, "close", None)
+            if callable(close):
+                close()
         if self._owns_engine:
             self._engine.close()
 

@@ -137,6 +137,8 @@ class TableLockManager(LockManager):
             if not rivals:
                 with self._live_lock:
                     self._live[claim.owner] = claim
+                if len(found) > len(names):  # claims left by crashed processes: clear them
+                    self._delete(names, None, drop_expired=True)
                 return claim
             self._delete(names, claim.owner, drop_expired=True)
             if time.monotonic() > deadline:
@@ -153,7 +155,7 @@ class TableLockManager(LockManager):
             # The claim expires by itself; meanwhile other processes wait for it (at most ttl).
             log.exception("could not release locks %s; they expire in at most %.0f s", claim.names, self.ttl)
 
-    def _delete(self, names: list[str], owner: str, drop_expired: bool = False) -> None:
+    def _delete(self, names: list[str], owner: str | None, drop_expired: bool = False) -> None:
         with self._engine.transaction(write=True) as tx:
             rows = tx.select(LOCKS.name, ["owner", "expires"], col("name").isin(names), row_ids=True).to_pylist()
             now = time.time()
