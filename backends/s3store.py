@@ -33,6 +33,7 @@ import hmac
 import logging
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -306,36 +307,7 @@ class S3ObjectStore(ObjectStore):
             raise ImportError("the S3 object store needs boto3: pip install boto3")
         self.info = info
         self.config = config
-        # A session of our own: boto3's default session is not safe to create clients from in threads.
-        session = boto3.session.Session(
-            aws_access_key_id=config.access_key,
-            aws_secret_access_key=config.secret_key,
-            region_name=config.region,
-        )
-        common: dict[str, Any] = {
-            "signature_version": config.signature_version,
-            "s3": {"addressing_style": config.addressing_style},
-            # S3-compatible stores (VAST among them) may reject botocore's default CRC checksums.
-            "request_checksum_calculation": "when_required",
-            "response_checksum_validation": "when_required",
-        }
-        # Server-side calls: one pooled client, shared by all threads (boto3 clients are thread-safe).
-        self._client = session.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            verify=config.verify,
-            config=Config(
-                **common,
-                retries={"max_attempts": config.max_attempts, "mode": "standard"},
-                max_pool_connections=config.max_pool_connections,
-                connect_timeout=config.connect_timeout,
-                read_timeout=config.read_timeout,
-            ),
-        )
-        # Presigning makes no network call; the URLs must name the endpoint as clients reach it.
-        self._presigner = session.client(
-            "s3", endpoint_url=config.presign_endpoint_url, verify=config.verify, config=Config(**common)
-        )
+        self._client, self._presigner = _clients(config)
 
     def key(self, object_id: str) -> str:
         return object_key(self.config.prefix, object_id)
@@ -409,9 +381,69 @@ class S3ObjectStore(ObjectStore):
             raise S3StoreError(f"{name}: cannot reach {where}: {exc}") from exc
 
     def close(self) -> None:
-        """Release the connection pool."""
-        self._client.close()
-        self._presigner.close()
+        """Nothing to release: clients are shared by every store with the same connection settings."""
+
+
+_session_lock = threading.Lock()
+_session: Any = None
+_client_cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_CONNECTION = (
+    "endpoint_url",
+    "public_endpoint_url",
+    "access_key",
+    "secret_key",
+    "region",
+    "addressing_style",
+    "signature_version",
+    "verify",
+    "max_pool_connections",
+    "connect_timeout",
+    "read_timeout",
+    "max_attempts",
+)
+
+
+def _clients(config: S3Config) -> tuple[Any, Any]:
+    """A pooled client for server-side calls and one for presigning, for ``config``'s endpoint and keys.
+
+    Clients are made once per distinct connection setting and shared (boto3 clients are
+    thread-safe): making one loads botocore's service model, ~0.1 s, too slow to do per store.
+    One session of our own makes them, under a lock (creating clients from a session is not
+    thread-safe, and boto3's default session is shared with whoever else imports boto3).
+    """
+    global _session
+    connection = tuple(getattr(config, name) for name in _CONNECTION)
+    with _session_lock:
+        cached = _client_cache.get(connection)
+        if cached is not None:
+            return cached
+        if _session is None:
+            _session = boto3.session.Session()
+        common: dict[str, Any] = {
+            "signature_version": config.signature_version,
+            "s3": {"addressing_style": config.addressing_style},
+            # S3-compatible stores (VAST among them) may reject botocore's default CRC checksums.
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+        keys = {
+            "aws_access_key_id": config.access_key,
+            "aws_secret_access_key": config.secret_key,
+            "region_name": config.region,
+            "verify": config.verify,
+        }
+        server_side = Config(
+            **common,
+            retries={"max_attempts": config.max_attempts, "mode": "standard"},
+            max_pool_connections=config.max_pool_connections,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+        client = _session.client("s3", endpoint_url=config.endpoint_url, config=server_side, **keys)
+        # Presigning makes no network call; the URLs must name the endpoint as clients reach it.
+        presigner = _session.client("s3", endpoint_url=config.presign_endpoint_url, config=Config(**common), **keys)
+        _client_cache[connection] = (client, presigner)
+        return client, presigner
 
 
 def _error_code(exc: Any) -> str:

@@ -40,6 +40,12 @@ def get_urls(tams, flow_id: str, **params) -> list[dict]:
     return segment.get("get_urls")
 
 
+def served_here(url: str) -> bool:
+    """Whether this server serves the URL (its own media), rather than an S3 store's presigned URL:
+    error bodies and the 416 Content-Range are ours only there (S3 answers in its own way)."""
+    return urlsplit(url).hostname in (None, "testserver")
+
+
 def tampered(url: str, name: str, value: str) -> str:
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -141,7 +147,8 @@ def test_an_unsatisfiable_range_is_416(tams, flow):
     [url] = get_urls(tams, flow["id"])
     response = tams.client.get(url["url"], headers={"Range": f"bytes={len(CONTENT)}-"})
     assert response.status_code == 416
-    assert response.headers["content-range"] == f"bytes */{len(CONTENT)}"
+    if served_here(url["url"]):
+        assert response.headers["content-range"] == f"bytes */{len(CONTENT)}"
 
 
 @pytest.mark.parametrize("name", ["signature", "expires"])
@@ -151,7 +158,8 @@ def test_a_tampered_media_url_is_403(tams, flow, name):
     value = "0" * 64 if name == "signature" else "9999999999"
     response = tams.client.get(tampered(url["url"], name, value))
     assert response.status_code == 403
-    assert response.json()["summary"]
+    if served_here(url["url"]):
+        assert response.json()["summary"]
 
 
 def test_a_download_url_cannot_be_used_to_upload(tams, flow):
@@ -341,7 +349,8 @@ def test_object_ids_containing_a_slash_work(tams, flow, path):
 
 def test_an_allocated_object_with_a_slash_can_be_uploaded_and_read(tams, flow):
     [media_object] = tams.allocate(flow["id"], object_ids=["bucket/clip.ts"])
-    tams.client.put(media_object["put_url"]["url"], content=CONTENT)
+    put_url = media_object["put_url"]
+    tams.client.put(put_url["url"], content=CONTENT, headers={"content-type": put_url["content-type"]})
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="bucket/clip.ts")
     [url] = get_urls(tams, flow["id"])
     assert tams.client.get(url["url"]).content == CONTENT
