@@ -120,16 +120,18 @@ def in_process(backend: str, options: dict[str, Any] | None = None, name: str | 
     tap = HeadBodyTap(app)
     client = inprocess.make_client(tap, {"Authorization": f"Bearer {token}"})
     client.__enter__()  # runs the app's lifespan (background work of the backend)
+    media = httpx.Client(timeout=30)  # media at other origins (S3 presigned URLs) is over the network
     target = Target(
         name or backend,
         "in-process",
         inprocess.IN_PROCESS_BASE_URL,
         client,
-        client,
+        media,
         app=app,
         credentials=Credentials(token=token),
         tap=tap,
     )
     target._closers.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
     target._closers.append(lambda: client.__exit__(None, None, None))
+    target._closers.append(media.close)
     return target
