@@ -3,6 +3,7 @@ then command-line options (each overrides the one before)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -70,7 +71,15 @@ ENV_PREFIX = "TAMS_"
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = dict(os.environ if environ is None else environ)
     names = {f.name for f in fields(Settings)} - {"backend_options"}
-    return {n: environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in environ}
+    found: dict[str, Any] = {n: environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in environ}
+    if environ.get("TAMS_BACKEND_OPTIONS"):  # JSON: handy where a config file is awkward (containers)
+        try:
+            found["backend_options"] = json.loads(environ["TAMS_BACKEND_OPTIONS"])
+        except ValueError as exc:
+            raise ValueError(f"TAMS_BACKEND_OPTIONS is not JSON: {exc}") from None
+        if not isinstance(found["backend_options"], dict):
+            raise ValueError("TAMS_BACKEND_OPTIONS must be a JSON object")
+    return found
 
 
 def load(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:

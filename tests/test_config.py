@@ -51,3 +51,12 @@ def test_backends_are_chosen_by_name_or_import_path() -> None:
     assert app.backend.storage_backends()[0]["label"] == "third"
     with pytest.raises(LookupError, match="unknown backend"):
         backends.load_factory("no-such-backend")
+
+
+def test_backend_options_can_come_from_the_environment_as_json() -> None:
+    found = config.from_environment({"TAMS_BACKEND_OPTIONS": '{"bucket": "db", "storage": [{"label": "s3"}]}'})
+    assert found["backend_options"] == {"bucket": "db", "storage": [{"label": "s3"}]}
+    with pytest.raises(ValueError, match="not JSON"):
+        config.from_environment({"TAMS_BACKEND_OPTIONS": "bucket=db"})
+    with pytest.raises(ValueError, match="JSON object"):
+        config.from_environment({"TAMS_BACKEND_OPTIONS": "[1]"})

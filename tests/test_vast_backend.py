@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
-from backends.tabular.vast_double import VastDouble
 
 import backends
 from backends import vast
@@ -27,6 +26,7 @@ from backends.events import DiscardEvents
 from backends.tabular import store
 from backends.tabular.engine import ROW_ID, Conflict, EngineError, Order, TableSpec, col
 from backends.tabular.table_locks import LOCKS, LockTimeout, TableLockManager
+from backends.tabular.vast_double import VastDouble
 from backends.tabular.vast_engine import COMMITS, VastEngine
 from backends.timerange import TimeRange
 
@@ -388,3 +388,33 @@ def test_unknown_options_and_missing_stores_are_refused() -> None:
         vast.create({"emulate": True, "buckett": "x"}, services())
     with pytest.raises(ValueError, match="lock must be"):
         open_vast(lock="redis")
+
+
+def test_several_s3_stores_are_listed_and_chosen_by_storage_id() -> None:
+    moto = vast.shared_moto()
+
+    def s3(label: str, default: bool) -> dict[str, Any]:
+        return {
+            "label": label,
+            "bucket": f"{label}-{uuid.uuid4().hex[:10]}",
+            "endpoint_url": moto.endpoint_url,
+            "access_key": "test",
+            "secret_key": "test",
+            "create_bucket": True,
+            "default": default,
+        }
+
+    configured = [s3("hot", False), s3("archive", True)]
+    engine = VastEngine(VastDouble(buckets=["tams"]).session, "tams", "two")
+    two = vast.VastBackend(engine, store.s3_stores({"storage": configured}, engine, services()), services())
+    try:
+        listed = {s["label"]: s for s in two.storage_backends()}
+        assert set(listed) == {"hot", "archive"}
+        assert [label for label, s in listed.items() if s["default_storage"]] == ["archive"]
+        flow_id = new_flow(two)
+        default_put = two.allocate_storage(flow_id, StorageRequest(limit=1))["media_objects"][0]["put_url"]["url"]
+        assert f"/{configured[1]['bucket']}/" in default_put
+        hot = two.allocate_storage(flow_id, StorageRequest(limit=1, storage_id=listed["hot"]["id"]))
+        assert f"/{configured[0]['bucket']}/" in hot["media_objects"][0]["put_url"]["url"]
+    finally:
+        two.close()
