@@ -418,3 +418,47 @@ def test_several_s3_stores_are_listed_and_chosen_by_storage_id() -> None:
         assert f"/{configured[0]['bucket']}/" in hot["media_objects"][0]["put_url"]["url"]
     finally:
         two.close()
+
+
+def test_real_connections_get_the_configured_endpoints_keys_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path to a real cluster, with ``vastdb.connect`` answered by the double: what it is given."""
+    import vastdb
+
+    cluster = VastDouble(buckets=["tams-db"])
+    calls: list[dict[str, Any]] = []
+
+    def connect(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return cluster.session()
+
+    monkeypatch.setattr(vastdb, "connect", connect)
+    moto = vast.shared_moto()
+    options = {
+        "endpoint": "http://vast.example:8080",
+        "access_key": "AK",
+        "secret_key": "SK",
+        "bucket": "tams-db",
+        "schema": "prod",
+        "data_endpoints": "http://vip1, http://vip2",
+        "timeout": 30,
+        "s3_bucket": f"media-{uuid.uuid4().hex[:8]}",
+        "s3_endpoint": moto.endpoint_url,
+        "s3_access_key": "test",
+        "s3_secret_key": "test",
+        "s3_create_bucket": True,
+    }
+    backend = vast.create(options, services())
+    try:
+        new_flow(backend)
+        other = threading.Thread(target=new_flow, args=(backend,))
+        other.start()
+        other.join()
+    finally:
+        backend.close()
+    assert len(calls) >= 2  # one session per thread, reused within it
+    first = calls[0]
+    assert (first["endpoint"], first["access"], first["secret"]) == ("http://vast.example:8080", "AK", "SK")
+    assert first["config"].data_endpoints == ["http://vip1", "http://vip2"]
+    assert first["timeout"] == (5.0, 30.0)
+    with cluster.session().transaction() as tx:
+        assert "flows" in tx.bucket("tams-db").schema("prod").tablenames()
