@@ -462,3 +462,25 @@ def test_real_connections_get_the_configured_endpoints_keys_and_timeouts(monkeyp
     assert first["timeout"] == (5.0, 30.0)
     with cluster.session().transaction() as tx:
         assert "flows" in tx.bucket("tams-db").schema("prod").tablenames()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_page_of_segments_reads_about_a_page_of_rows(backend: Any, reverse: bool) -> None:
+    """VAST sorts nothing, so a listing reads windows of start times, not the flow."""
+    flow_id = new_flow(backend)
+    n = 20_000
+    bodies = [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(n)]
+    for start in range(0, n, 5000):
+        assert backend.add_segments(flow_id, bodies[start : start + 5000]) == []
+    engine = backend.engine
+    firsts = {False: ("[12345:0_12346:0)", "[0:0_1:0)"), True: ("[12354:0_12355:0)", f"[{n - 1}:0_{n}:0)")}
+    for query, first in zip(("[12345:500000000_12355:0)", "_"), firsts[reverse], strict=True):
+        before = engine.rows_read
+        q = SegmentQuery(timerange=TimeRange.parse(query), reverse_order=reverse)
+        page = backend.list_segments(flow_id, q, NO_URLS, PageRequest(limit=10))
+        assert [len(page.items), page.items[0]["timerange"]] == [10, first]
+        assert engine.rows_read - before < 100, f"{engine.rows_read - before} rows read for a page of 10 out of {n}"
+        after = backend.list_segments(flow_id, q, NO_URLS, PageRequest(limit=10, page=page.next_key))
+        assert after.items[0]["timerange"] != page.items[-1]["timerange"]
+    last = backend.list_segments(flow_id, SegmentQuery(reverse_order=True), NO_URLS, PageRequest(limit=1))
+    assert last.items[0]["timerange"] == f"[{n - 1}:0_{n}:0)"

@@ -220,6 +220,10 @@ class Transaction(abc.ABC):
 class TableEngine(abc.ABC):
     """A database of tables. Safe to use from several threads; transactions are per thread."""
 
+    # True when ``order`` and ``limit`` are applied after reading every match (no ORDER BY in the
+    # database): callers then bound such selects themselves (the store reads segments in windows).
+    sorts_on_client: bool = False
+
     @abc.abstractmethod
     def ensure_tables(self, specs: Iterable[TableSpec]) -> None:
         """Create missing tables and add missing columns; never drop a table or a column."""

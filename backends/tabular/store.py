@@ -74,7 +74,7 @@ from backends.tabular.engine import (
     col,
 )
 from backends.tabular.locks import LockManager
-from backends.tabular.timekeys import encode_key, saturate
+from backends.tabular.timekeys import INT64_MAX, INT64_MIN, encode_key, saturate
 from backends.timerange import TimeRange
 
 log = logging.getLogger("tams_server.tabular")
@@ -168,6 +168,7 @@ SPAN_READ_LIMIT = 10_000
 SCAN_CHUNK = 256  # rows per select when listing sources or flows
 ID_CHUNK = 1000  # ids per isin
 RETRIES = 10
+WINDOW_NS = 10**9  # on engines that sort on the client: first window of start times, per wanted row
 
 
 # --- time predicates ---------------------------------------------------------------------------
@@ -235,6 +236,18 @@ def _after_cursor(key: tuple[int, int, int], reverse: bool) -> Where | None:
     if tier == 0:
         return None
     return (col("start_ns") <= saturate(ns)) & (col("start_key") < _key_bytes(key))
+
+
+def _latest(*bounds: int | None) -> int | None:
+    """The latest of some lower bounds (None: unbounded)."""
+    known = [b for b in bounds if b is not None]
+    return max(known) if known else None
+
+
+def _earliest(*bounds: int | None) -> int | None:
+    """The earliest of some upper bounds (None: unbounded)."""
+    known = [b for b in bounds if b is not None]
+    return min(known) if known else None
 
 
 def _conjoin(*parts: Where | None) -> Where | None:
@@ -756,14 +769,7 @@ class TabularBackend(Backend):
         def body(tx: Transaction) -> SegmentPage:
             if where is None:
                 return SegmentPage([], limit, None, TimeRange.never())
-            rows = self._rows(
-                tx,
-                SEGMENTS,
-                where,
-                columns=list(SEGMENT_COLUMNS),
-                order=[Order("start_key", query.reverse_order)],
-                limit=limit + 1,
-            )
+            rows = self._page_of_segments(tx, flow_id, where, query, cursor, limit + 1)
             chosen = [_segment(r) for r in rows[:limit]]
             next_key = rules.encode_cursor(str(chosen[-1].timerange)) if len(rows) > limit else None
             storage = self._storage_ids(tx, [s.object_id for s in chosen]) if urls.accept_get_urls != () else {}
@@ -771,6 +777,40 @@ class TabularBackend(Backend):
             return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
 
         return self._read(body)
+
+    def _page_of_segments(
+        self,
+        tx: Transaction,
+        flow_id: str,
+        where: Where,
+        query: SegmentQuery,
+        cursor: tuple[int, int, int] | None,
+        need: int,
+    ) -> list[Json]:
+        """The first ``need`` segments of a listing, in order; reads only about a page of rows.
+
+        Matching segments start within the flow's extent, before the query's end and after the
+        cursor. At most one starts before the query's start (segments of a flow never overlap):
+        going forward, it is read on its own, so the read of the others starts at the query's
+        start rather than walking from the flow's first segment.
+        """
+        columns = list(SEGMENT_COLUMNS)
+        if not self._engine.sorts_on_client:
+            return self._in_start_order(tx, where, need, query.reverse_order, None, None, columns)
+        record = self._flow_or_none(tx, flow_id)
+        if record is None or record.extent.is_empty:
+            return []
+        lo, hi = record.extent.start, _earliest(record.extent.end, query.timerange.end)
+        if cursor is not None and cursor[0] == 1:  # segments after the cursor's start (before, in reverse)
+            lo, hi = (lo, _earliest(hi, cursor[1])) if query.reverse_order else (_latest(lo, cursor[1]), hi)
+        first: list[Json] = []
+        q_start = query.timerange.start
+        if not query.reverse_order and cursor is None and q_start is not None and (lo is None or q_start > lo):
+            before = where & (col("start_ns") < saturate(q_start))
+            first = self._rows(tx, SEGMENTS, before, columns=columns, order=[Order("start_key")])
+            lo = q_start
+        rest = self._in_start_order(tx, where, need - len(first), query.reverse_order, lo, hi, columns)
+        return (first + rest)[:need]
 
     def _storage_ids(self, tx: Transaction, object_ids: Iterable[str]) -> dict[str, str | None]:
         rows = self._rows_in(tx, OBJECTS, "id", object_ids, columns=["id", "storage_id"])
@@ -961,14 +1001,15 @@ class TabularBackend(Backend):
         rows = (
             []
             if where is None
-            else self._rows(
+            else self._in_start_order(
                 tx,
-                SEGMENTS,
                 where,
+                limit,
+                False,
+                _latest(timerange.start, record.extent.start),
+                _earliest(timerange.end, record.extent.end),
+                ["timerange", "object_id"],
                 row_ids=True,
-                columns=["timerange", "object_id"],
-                order=[Order("start_key")],
-                limit=limit,
             )
         )
         if rows:
@@ -976,7 +1017,7 @@ class TabularBackend(Backend):
             self._drop_references(tx, flow_id, [r["object_id"] for r in rows])
             chosen = [TimeRange.parse(r["timerange"]) for r in rows]
             record.flow["segments_updated"] = rules.now()
-            record.extent = self._extent(tx, flow_id)
+            record.extent = self._extent(tx, flow_id, record.extent)
             self._save_flow(tx, record)
             extent = str(_span(chosen))
             self._flow_event(tx, fx, events.SEGMENTS_DELETED, record.flow, {"flow_id": flow_id, "timerange": extent})
@@ -984,14 +1025,57 @@ class TabularBackend(Backend):
             return TimeRange.never()
         return rules.remaining_after(timerange, TimeRange.parse(rows[-1]["timerange"]))
 
-    def _extent(self, tx: Transaction, flow_id: str) -> TimeRange:
-        """The span of a flow's segments, from its first and last segment."""
+    def _extent(self, tx: Transaction, flow_id: str, within: TimeRange) -> TimeRange:
+        """The span of a flow's segments, from its first and last segment (all start ``within``)."""
         where = col("flow_id") == flow_id
-        first = self._rows(tx, SEGMENTS, where, columns=["timerange"], order=[Order("start_key")], limit=1)
+        if within.is_empty:
+            return TimeRange.never()
+        first = self._in_start_order(tx, where, 1, False, within.start, within.end, ["timerange"])
         if not first:
             return TimeRange.never()
-        last = self._rows(tx, SEGMENTS, where, columns=["timerange"], order=[Order("start_key", True)], limit=1)
+        last = self._in_start_order(tx, where, 1, True, within.start, within.end, ["timerange"])
         return TimeRange.parse(first[0]["timerange"]).extend_to_encompass(TimeRange.parse(last[0]["timerange"]))
+
+    def _in_start_order(
+        self,
+        tx: Transaction,
+        where: Where,
+        need: int | None,
+        reverse: bool,
+        lo: int | None,
+        hi: int | None,
+        columns: list[str],
+        row_ids: bool = False,
+    ) -> list[Json]:
+        """The first ``need`` segment rows matching ``where`` by start (last first with ``reverse``);
+        every row that can match starts at ``lo`` ns or later and at ``hi`` or earlier (None: unbounded).
+
+        An engine that sorts in the database does this in one select. One that sorts on the client
+        (VAST DB returns rows in no order) would read every match to find the first few, so the rows
+        are read in windows of start time from the near end of ``lo``-``hi``: the first window allows
+        ``WINDOW_NS`` per wanted row, and a window that finds too few makes the next one wider
+        (by the density seen, or four times when it found none), until enough rows or the far end.
+        """
+        order = [Order("start_key", reverse)]
+        kw: dict[str, Any] = {"columns": columns, "order": order, "row_ids": row_ids}
+        if need is None or not self._engine.sorts_on_client:
+            return self._rows(tx, SEGMENTS, where, limit=need, **kw)
+        lo = INT64_MIN if lo is None else saturate(lo)
+        hi = INT64_MAX if hi is None else saturate(hi)
+        if lo > hi or need <= 0:
+            return []
+        found: list[Json] = []
+        width = need * WINDOW_NS
+        near = hi if reverse else lo
+        while True:
+            w_lo, w_hi = (max(lo, near - width + 1), near) if reverse else (near, min(hi, near + width - 1))
+            window = where & (col("start_ns") >= w_lo) & (col("start_ns") <= w_hi)
+            rows = self._rows(tx, SEGMENTS, window, **kw)
+            found += rows
+            if len(found) >= need or (w_lo <= lo if reverse else w_hi >= hi):
+                return found[:need]
+            near = w_lo - 1 if reverse else w_hi + 1
+            width = width * 4 if not rows else max(width * 2, width * (need - len(found)) // len(rows) * 5 // 4)
 
     # --- deletion requests ---------------------------------------------------------------------
     def _start_deletion(

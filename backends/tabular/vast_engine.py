@@ -238,6 +238,8 @@ class VastEngine(TableEngine):
     fields for every select (``num_splits`` defaults to 1: these are metadata tables).
     """
 
+    sorts_on_client = True
+
     def __init__(
         self,
         connect: Callable[[], Any],
