@@ -90,8 +90,8 @@ class LocalBackend(TabularBackend):
             engine.close()
             self._release()
             raise
-        media = ", ".join(s.info.label for s in stores) if options.get("storage") or options.get("s3_bucket") else None
-        log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, media or data_dir / MEDIA_DIR)
+        media = ", ".join(s.info.label for s in self._stores.values())
+        log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, media)
 
     def _release(self) -> None:
         with _open_dirs_lock:

@@ -81,21 +81,24 @@ def create(options: Mapping[str, Any], services: BackendServices) -> VastBackend
         engine, options = _emulated(options, str(emulate) if isinstance(emulate, str) else None)
     else:
         engine = _engine(options)
+    locks: LockManager | None = None
     try:
-        stores = s3_stores(options, engine, services)
-        if not stores:
-            raise ValueError("the vast backend needs an S3 object store: set 'storage' or 's3_bucket'")
         lock_kind = options.get("lock", "table")
         if lock_kind == "table":
-            locks: LockManager = TableLockManager(
+            locks = TableLockManager(
                 engine, ttl=float(options.get("lock_ttl", 60)), wait=float(options.get("lock_wait", 60))
             )
         elif lock_kind == "process":
             locks = LockManager()
         else:
             raise ValueError(f"lock must be 'table' or 'process', not {lock_kind!r}")
+        stores = s3_stores(options, engine, services, locks)
+        if not stores:
+            raise ValueError("the vast backend needs an S3 object store: set 'storage' or 's3_bucket'")
         backend = VastBackend(engine, stores, services, locks=locks)
     except BaseException:
+        if locks is not None:
+            locks.close()
         engine.close()
         raise
     log.info("vast backend: tables in %s, media in %s", engine.description, ", ".join(s.info.label for s in stores))

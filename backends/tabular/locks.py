@@ -28,10 +28,20 @@ import zlib
 from collections.abc import Iterable
 from types import TracebackType
 
+from backends.tabular.engine import EngineUnavailable
+
 STRIPES = 64
 
 
+class LockTimeout(EngineUnavailable):
+    """A lock stayed taken for longer than the configured wait (HTTP 503)."""
+
+
 class LockManager:
+    # Seconds a thread waits for an in-process lock (None: as long as it takes). Managers whose
+    # holders may wait on other processes bound it, so waiting threads cannot pile up for ever.
+    wait: float | None = None
+
     def __init__(self, stripes: int = STRIPES) -> None:
         self.catalog_lock = threading.RLock()
         self.requests_lock = threading.RLock()
@@ -99,6 +109,11 @@ class LockSet:
             if flow_id is not None:
                 self._manager._release_flow(flow_id)
 
+    def _take(self, lock: threading.RLock, what: str) -> None:
+        wait = self._manager.wait
+        if not lock.acquire(timeout=-1 if wait is None else wait):
+            raise LockTimeout(f"{what} stayed locked for over {wait:.0f} s")
+
     def _claim(self, names: list[str]) -> None:
         if not names:
             return
@@ -113,7 +128,7 @@ class LockSet:
 
     def catalog(self) -> LockSet:
         self._advance(1, "catalog")
-        self._manager.catalog_lock.acquire()
+        self._take(self._manager.catalog_lock, "catalog")
         self._held.append((self._manager.catalog_lock, None))
         self._catalog = True
         self._claim(["catalog"])
@@ -126,14 +141,18 @@ class LockSet:
         self._advance(2, "flows")
         for flow_id in ids:
             lock = self._manager._flow_lock(flow_id)
-            lock.acquire()
+            try:
+                self._take(lock, f"flow {flow_id}")
+            except BaseException:
+                self._manager._release_flow(flow_id)
+                raise
             self._held.append((lock, flow_id))
         self._claim([f"flow/{i}" for i in ids])
         return self
 
     def requests(self) -> LockSet:
         self._advance(3, "requests")
-        self._manager.requests_lock.acquire()
+        self._take(self._manager.requests_lock, "deletion requests")
         self._held.append((self._manager.requests_lock, None))
         self._claim(["requests"])
         return self
@@ -145,7 +164,7 @@ class LockSet:
         stripes = sorted({self._manager.stripe(i) for i in object_ids})
         for stripe in stripes:
             lock = self._manager.stripes[stripe]
-            lock.acquire()
+            self._take(lock, "objects")
             self._held.append((lock, None))
         self._claim([f"stripe/{n}" for n in stripes])
         return self
@@ -153,7 +172,7 @@ class LockSet:
     def all_objects(self) -> LockSet:
         self._advance(4, "objects")
         for lock in self._manager.stripes:
-            lock.acquire()
+            self._take(lock, "objects")
             self._held.append((lock, None))
         self._claim([f"stripe/{n}" for n in range(len(self._manager.stripes))])
         return self

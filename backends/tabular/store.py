@@ -65,6 +65,7 @@ from backends.tabular.engine import (
     ALL,
     ROW_ID,
     Conflict,
+    EngineUnavailable,
     Order,
     TableEngine,
     TableSpec,
@@ -370,9 +371,9 @@ class TabularBackend(Backend):
             try:
                 with self._engine.transaction(write=False) as tx:
                     return body(tx)
-            except Conflict:
+            except Conflict as exc:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise EngineUnavailable(f"the store stays busy: {exc}") from exc
                 time.sleep(0.001 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -386,9 +387,9 @@ class TabularBackend(Backend):
             try:
                 with self._engine.transaction(write=True) as tx:
                     result = body(tx, effects)
-            except Conflict:
+            except Conflict as exc:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise EngineUnavailable(f"the store stays busy: {exc}") from exc
                 log.debug("transaction conflict, retrying (%d)", attempt + 1)
                 time.sleep(0.002 * (attempt + 1))
                 continue
@@ -789,7 +790,8 @@ class TabularBackend(Backend):
     ) -> list[Json]:
         """The first ``need`` segments of a listing, in order; reads only about a page of rows.
 
-        Matching segments start within the flow's extent, before the query's end and after the
+        Matching segments start within the flow's extent (kept by every segment write and delete,
+        in the same transaction, under the flow's lock), before the query's end and after the
         cursor. At most one starts before the query's start (segments of a flow never overlap):
         going forward, it is read on its own, so the read of the others starts at the query's
         start rather than walking from the flow's first segment.
@@ -1407,14 +1409,25 @@ def persistent_value(engine: TableEngine, key: str, default: Callable[[], str]) 
         return value
 
 
-def s3_stores(options: Mapping[str, Any], engine: TableEngine, services: BackendServices) -> list[ObjectStore]:
+def s3_stores(
+    options: Mapping[str, Any], engine: TableEngine, services: BackendServices, locks: LockManager | None = None
+) -> list[ObjectStore]:
     """The S3 object stores ``options`` configure (``backends.s3store.parse_storage``), each checked
-    reachable; a store keeps the id it was first given (in ``meta``, by label) unless configured."""
+    reachable; a store keeps the id it was first given (in ``meta``, by label) unless configured.
+    With ``locks``, the first id is chosen under the catalog lock (servers starting together agree)."""
     from backends.s3store import S3ObjectStore, parse_storage, storage_info
 
     stores: list[ObjectStore] = []
     for config in parse_storage(options, services.url_lifetime):
-        storage_id = config.storage_id or persistent_value(engine, f"s3_storage_id/{config.label}", new_storage_id)
+        key = f"s3_storage_id/{config.label}"
+        if config.storage_id:
+            storage_id = config.storage_id
+        elif locks is None:
+            storage_id = persistent_value(engine, key, new_storage_id)
+        else:
+            with locks.session() as held:
+                held.catalog()
+                storage_id = persistent_value(engine, key, new_storage_id)
         store = S3ObjectStore(storage_info(config, storage_id), config)
         store.check()
         stores.append(store)

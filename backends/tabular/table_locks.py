@@ -41,12 +41,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from backends.tabular.engine import ROW_ID, EngineUnavailable, TableEngine, TableSpec, col
-from backends.tabular.locks import STRIPES, LockManager
+from backends.tabular.engine import ROW_ID, Conflict, TableEngine, TableSpec, col
+from backends.tabular.locks import STRIPES, LockManager, LockTimeout
 
 log = logging.getLogger("tams_server.locks")
 
@@ -57,14 +57,12 @@ LOCKS = TableSpec(
 )
 
 
-class LockTimeout(EngineUnavailable):
-    """A lock stayed taken by another process for longer than the configured wait (HTTP 503)."""
-
-
 @dataclass
 class _Claim:
     owner: str
     names: list[str]
+    guard: threading.Lock = field(default_factory=threading.Lock)  # renewal vs release
+    released: bool = False
 
 
 class TableLockManager(LockManager):
@@ -78,7 +76,7 @@ class TableLockManager(LockManager):
             raise ValueError("lock ttl and wait must be positive")
         self._engine = engine
         self.ttl = ttl
-        self.wait = wait
+        self.wait = wait  # also bounds waits for this process's own locks (LockManager.wait)
         self.process = uuid.uuid4().hex[:12]  # in owner ids, to tell processes apart when debugging
         engine.ensure_tables([LOCKS])
         self._mine = threading.local()  # names this thread holds -> depth
@@ -101,16 +99,13 @@ class TableLockManager(LockManager):
             try:
                 claim = self._acquire(wanted)
             except BaseException:
-                for n in names:
-                    held[n] -= 1
+                _forget(held, names)
                 raise
         return (names, claim)
 
     def unclaim(self, handle: object) -> None:
         names, claim = handle  # type: ignore[misc]
-        held = self._held_names()
-        for n in names:
-            held[n] -= 1
+        _forget(self._held_names(), names)
         if claim is not None:
             self._release(claim)
 
@@ -126,31 +121,47 @@ class TableLockManager(LockManager):
         deadline = time.monotonic() + self.wait
         pause = 0.002
         while True:
-            now = time.time()
-            with self._engine.transaction(write=True) as tx:
-                rows = [{"name": n, "owner": claim.owner, "expires": now + self.ttl} for n in names]
-                tx.insert(LOCKS.name, LOCKS.rows(rows))
-            with self._engine.transaction(write=False) as tx:
-                found = tx.select(LOCKS.name, ["name", "owner", "expires"], col("name").isin(names)).to_pylist()
-            now = time.time()
-            rivals = [r for r in found if r["owner"] != claim.owner and r["expires"] > now]
-            if not rivals:
-                with self._live_lock:
-                    self._live[claim.owner] = claim
-                if len(found) > len(names):  # claims left by crashed processes: clear them
-                    self._delete(names, None, drop_expired=True)
-                return claim
-            self._delete(names, claim.owner, drop_expired=True)
+            try:
+                if self._try(claim):
+                    return claim
+            except Conflict:
+                self._withdraw(claim)  # a collision in the lock table itself: just another retry
             if time.monotonic() > deadline:
-                raise LockTimeout(f"{', '.join(sorted({r['name'] for r in rivals}))} held by another process")
+                raise LockTimeout(f"{', '.join(names)} held by another server for over {self.wait:.0f} s")
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, 0.5)
+
+    def _try(self, claim: _Claim) -> bool:
+        """One attempt: claim, read back, keep (True) or withdraw (False)."""
+        names = claim.names
+        with self._engine.transaction(write=True) as tx:
+            rows = [{"name": n, "owner": claim.owner, "expires": time.time() + self.ttl} for n in names]
+            tx.insert(LOCKS.name, LOCKS.rows(rows))
+        with self._engine.transaction(write=False) as tx:
+            found = tx.select(LOCKS.name, ["name", "owner", "expires"], col("name").isin(names)).to_pylist()
+        now = time.time()
+        if any(r["owner"] != claim.owner and r["expires"] > now for r in found):
+            self._withdraw(claim)
+            return False
+        if len(found) > len(names):  # claims left by crashed servers: clear them, if we can
+            try:
+                self._delete(names, None, drop_expired=True)
+            except Exception:
+                log.warning("could not clear expired lock claims on %s", names, exc_info=True)
+        with self._live_lock:
+            self._live[claim.owner] = claim
+        return True
+
+    def _withdraw(self, claim: _Claim) -> None:
+        self._delete(claim.names, claim.owner, drop_expired=True)
 
     def _release(self, claim: _Claim) -> None:
         with self._live_lock:
             self._live.pop(claim.owner, None)
         try:
-            self._delete(claim.names, claim.owner)
+            with claim.guard:  # not while the renewer is writing new expiries to these rows
+                claim.released = True
+                self._delete(claim.names, claim.owner)
         except Exception:
             # The claim expires by itself; meanwhile other processes wait for it (at most ttl).
             log.exception("could not release locks %s; they expire in at most %.0f s", claim.names, self.ttl)
@@ -174,6 +185,11 @@ class TableLockManager(LockManager):
                     log.exception("could not renew locks %s", claim.names)
 
     def _renew(self, claim: _Claim) -> None:
+        with claim.guard:
+            if not claim.released:
+                self._extend(claim)
+
+    def _extend(self, claim: _Claim) -> None:
         with self._engine.transaction(write=True) as tx:
             rows = tx.select(LOCKS.name, ["owner"], col("name").isin(claim.names), row_ids=True).to_pylist()
             ids = [r[ROW_ID] for r in rows if r["owner"] == claim.owner]
@@ -185,3 +201,11 @@ class TableLockManager(LockManager):
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
+
+
+def _forget(held: Counter[str], names: list[str]) -> None:
+    """One hold less on each name (names no longer held leave the counter)."""
+    for n in names:
+        held[n] -= 1
+        if held[n] <= 0:
+            del held[n]

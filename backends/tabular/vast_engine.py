@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
@@ -82,11 +82,20 @@ def _translate(exc: BaseException) -> BaseException:
     errors = _sdk().errors
     if isinstance(exc, errors.Conflict):
         return Conflict(f"VAST DB conflict: {exc}")
-    if isinstance(exc, _unknown_outcome_errors()):
-        return EngineUnavailable(f"VAST DB unreachable: {type(exc).__name__}")
-    if isinstance(exc, errors.HttpError | errors.InvalidArgument | errors.MissingTransaction):
+    busy = (errors.RequestTimeout, errors.InsufficientCapacity, errors.MissingTransaction)
+    if isinstance(exc, _unknown_outcome_errors() + busy):
+        return EngineUnavailable(f"VAST DB unavailable: {type(exc).__name__}")
+    if isinstance(exc, errors.HttpError | errors.InvalidArgument):
         return EngineError(f"VAST DB error: {type(exc).__name__}: {exc}")
     return exc
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` as the engine error it stands for (unchanged when it is not an SDK error)."""
+    translated = _translate(exc)
+    if translated is exc:
+        raise exc
+    raise translated from exc
 
 
 def to_predicate(table: Any, where: Where) -> Any:
@@ -159,10 +168,7 @@ class VastTransaction(Transaction):
         try:
             return action()
         except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+            _reraise(exc)
 
     def select(
         self,
@@ -239,6 +245,8 @@ class VastEngine(TableEngine):
     """
 
     sorts_on_client = True
+    # Seconds between looks for the marker of a commit that could not be rolled back (it may still land).
+    settle_pauses: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
 
     def __init__(
         self,
@@ -282,10 +290,7 @@ class VastEngine(TableEngine):
             try:
                 session = self._local.session = self._connect()
             except Exception as exc:
-                translated = _translate(exc)
-                if translated is exc:
-                    raise
-                raise translated from exc
+                _reraise(exc)
         return session
 
     # --- schema ------------------------------------------------------------------------------
@@ -297,11 +302,8 @@ class VastEngine(TableEngine):
                     self._ensure(specs)
                     return
                 except Exception as exc:
-                    translated = _translate(exc)
-                    if not isinstance(translated, Conflict) or attempt == 4:
-                        if translated is exc:
-                            raise
-                        raise translated from exc
+                    if not isinstance(_translate(exc), Conflict) or attempt == 4:
+                        _reraise(exc)
                     time.sleep(0.05 * (attempt + 1))  # another server is creating the same tables
 
     def _ensure(self, specs: list[TableSpec]) -> None:
@@ -349,10 +351,7 @@ class VastEngine(TableEngine):
         try:
             sdk_tx.__enter__()
         except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+            _reraise(exc)
         wrapper = VastTransaction(self, sdk_tx)
         try:
             yield wrapper
@@ -360,47 +359,51 @@ class VastEngine(TableEngine):
             if write and wrapper.wrote and self._commit_markers:
                 marker = uuid.uuid4().hex
                 wrapper.insert(COMMITS.name, COMMITS.rows([{"write_id": marker, "at": time.time()}]))
-        except BaseException as exc:
-            try:
-                sdk_tx.__exit__(type(exc), exc, exc.__traceback__)
-            except Exception:
-                log.warning("rollback failed (the transaction times out on the server)", exc_info=True)
+        except BaseException:
+            _rollback(session, sdk_tx)
             raise
         txid = getattr(sdk_tx, "txid", None)
         try:
             sdk_tx.__exit__(None, None, None)
-        except _unknown_outcome_errors() as exc:
-            if marker is None:
-                raise EngineUnavailable(f"VAST DB unreachable at commit: {type(exc).__name__}") from exc
-            self._settle(session, txid, marker, exc)
         except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+            if isinstance(_translate(exc), Conflict) or not isinstance(exc, _unknown_outcome_errors()):
+                _reraise(exc)
+            if not wrapper.wrote:
+                log.warning("commit of a read-only transaction failed (%s); its reads stand", type(exc).__name__)
+            elif marker is None:
+                raise EngineUnavailable(f"VAST DB unreachable at commit: {type(exc).__name__}") from exc
+            else:
+                self._settle(session, txid, marker, exc)
         if marker is not None:
             self._after_write()
 
     def _settle(self, session: Any, txid: Any, marker: str, cause: BaseException) -> None:
-        """Decide whether a commit whose reply was lost happened (return) or not (Conflict)."""
+        """Decide whether a commit whose reply was lost happened (return) or not (Conflict: run the
+        write again). An absent marker proves nothing while the commit may still be in flight, so
+        it is trusted only once the transaction has been rolled back; otherwise the marker is
+        looked for a few times more, and if it never shows, the request fails with 503."""
         log.warning("commit outcome unknown (%s); settling it by its marker", type(cause).__name__)
+        aborted = False
         api = getattr(session, "api", None)
         if txid is not None and api is not None:
-            # Aborting it first means a commit still in flight cannot land after we looked.
-            with contextlib.suppress(Exception):
+            try:
                 api.rollback_transaction(txid)
-        for attempt in range(3):
+                aborted = True
+            except Exception:
+                log.info("could not roll back the transaction (committed, expired or unreachable)")
+        for pause in self.settle_pauses:
             try:
                 with self.transaction(write=False) as tx:
                     found = tx.select(COMMITS.name, ["write_id"], _marker(marker)).num_rows
             except EngineUnavailable:
-                time.sleep(0.2 * (attempt + 1))
-                continue
+                found = 0
             if found:
                 log.info("the commit had happened")
                 return
-            raise Conflict("the commit did not happen; running the write again")
-        raise EngineUnavailable("VAST DB unreachable: the outcome of a write could not be settled") from cause
+            if aborted:
+                raise Conflict("the commit did not happen; running the write again")
+            time.sleep(pause)
+        raise EngineUnavailable("VAST DB: a write could not be settled (it may have been applied)") from cause
 
     def _after_write(self) -> None:
         self._writes += 1
@@ -421,6 +424,20 @@ class VastEngine(TableEngine):
 
     def close(self) -> None:
         self._closed = True
+
+
+def _rollback(session: Any, sdk_tx: Any) -> None:
+    """Roll back quietly: the SDK's own rollback logs a traceback, and a rollback follows every
+    ordinary refusal (404, 400) of the TAMS rules."""
+    api, txid = getattr(session, "api", None), getattr(sdk_tx, "txid", None)
+    try:
+        if api is not None and txid is not None:
+            sdk_tx.txid = None
+            api.rollback_transaction(txid)
+        else:
+            sdk_tx.__exit__(RuntimeError, RuntimeError("rollback"), None)
+    except Exception:
+        log.warning("rollback failed (the transaction expires on the server)", exc_info=True)
 
 
 def _marker(marker: str) -> Where:
