@@ -200,7 +200,20 @@ def error_body_problems(response: httpx.Response) -> str | None:
     return None
 
 
-class TamsClient(TestClient):
+class AppClient(TestClient):
+    """A TestClient of the app whose requests to other hosts (media at S3 presigned URLs) go over
+    the network, without our credentials (a presigned URL carries its own)."""
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        target = httpx.URL(str(url))
+        if target.is_absolute_url and target.host != httpx.URL(str(self.base_url)).host:
+            kwargs.pop("auth", None)
+            with httpx.Client(timeout=30) as outside:
+                return outside.request(method, target, **kwargs)
+        return super().request(method, url, **kwargs)
+
+
+class TamsClient(AppClient):
     """A TestClient that checks every TAMS API response it receives against the official spec.
 
     It also records the (method, path template) of every API request in ``hits``.
@@ -211,16 +224,6 @@ class TamsClient(TestClient):
         self.check_spec = True
         self.hits: set[tuple[str, str]] = set()
         self.event_hooks = {"request": [], "response": [self._check_response]}
-
-    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        """Requests to other hosts (media at S3 presigned URLs) go over the network, without our
-        credentials (a presigned URL carries its own); the rest go to the app in process."""
-        target = httpx.URL(str(url))
-        if target.is_absolute_url and target.host != httpx.URL(BASE_URL).host:
-            kwargs.pop("auth", None)
-            with httpx.Client(timeout=30) as outside:
-                return outside.request(method, target, **kwargs)
-        return super().request(method, url, **kwargs)
 
     @contextmanager
     def unchecked(self) -> Iterator[TamsClient]:

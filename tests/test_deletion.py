@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, app_settings, flow_body
+from conftest import ADMIN_HEADERS, AppClient, app_settings, backend_settings, flow_body, test_backends
 from starlette.testclient import TestClient
 
 from backends import deletion
@@ -16,17 +17,29 @@ from tams_server.app import TamsApp, create_app
 THRESHOLD = 5
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", test_backends(metafunc.config))
+
+
 @pytest.fixture
-def app() -> TamsApp:
+def app(store_backend: str) -> Iterator[TamsApp]:
+    """An app with small deletion thresholds on each backend under test."""
     settings = app_settings(
-        async_delete_threshold=THRESHOLD, delete_chunk=2, object_grace_s=0, unregistered_object_ttl_s=0
+        **backend_settings(store_backend),
+        async_delete_threshold=THRESHOLD,
+        delete_chunk=2,
+        object_grace_s=0,
+        unregistered_object_ttl_s=0,
     )
-    return create_app(settings)
+    app = create_app(settings)
+    yield app
+    app.backend.close()
 
 
 @pytest.fixture
 def client(app: TamsApp) -> TestClient:
-    return TestClient(app, headers=ADMIN_HEADERS)
+    return AppClient(app, headers=ADMIN_HEADERS)
 
 
 def flow_with_segments(client: TestClient, count: int) -> dict[str, Any]:
@@ -100,7 +113,8 @@ def test_an_object_id_filter_limits_a_large_delete(client: TestClient) -> None:
 
 def upload(client: TestClient, flow_id: str) -> tuple[str, str]:
     [media] = client.post(f"/flows/{flow_id}/storage", json={"limit": 1}).json()["media_objects"]
-    assert client.put(media["put_url"]["url"], content=b"media").status_code == 200
+    headers = {"content-type": media["put_url"]["content-type"]}
+    assert client.put(media["put_url"]["url"], content=b"media", headers=headers).status_code == 200
     return media["object_id"], media["put_url"]["url"]
 
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, app_settings, flow_body, new_id
+from conftest import ADMIN_HEADERS, app_settings, backend_settings, flow_body, new_id, test_backends
 from starlette.testclient import TestClient
 
 from tams_server.app import TamsApp, create_app
@@ -55,9 +55,17 @@ def receiver() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", test_backends(metafunc.config))
+
+
 @pytest.fixture
-def app() -> TamsApp:
-    return create_app(app_settings())
+def app(store_backend: str) -> Iterator[TamsApp]:
+    """An app on each backend under test (events are raised by the backend's store)."""
+    app = create_app(app_settings(**backend_settings(store_backend)))
+    yield app
+    app.backend.close()
 
 
 @pytest.fixture
