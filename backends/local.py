@@ -90,7 +90,7 @@ class LocalBackend(TabularBackend):
             engine.close()
             self._release()
             raise
-        media = ", ".join(s.info.label for s in self._stores.values())
+        media = ", ".join(str(getattr(s, "root", s.info.label)) for s in self._stores.values())
         log.info("local backend: metadata in %s, media in %s", data_dir / DATABASE_FILE, media)
 
     def _release(self) -> None:
