@@ -413,7 +413,7 @@ def test_the_local_engine_can_keep_media_in_s3() -> None:
         local.close()
 
 
-def test_unknown_options_and_missing_stores_are_refused() -> None:
+def test_unknown_options_and_lock_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown vast backend options: buckett"):
         vast.create({"emulate": True, "buckett": "x"}, services())
     with pytest.raises(ValueError, match="lock must be"):

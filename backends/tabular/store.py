@@ -1419,15 +1419,11 @@ def s3_stores(
 
     stores: list[ObjectStore] = []
     for config in parse_storage(options, services.url_lifetime):
-        key = f"s3_storage_id/{config.label}"
-        if config.storage_id:
-            storage_id = config.storage_id
-        elif locks is None:
-            storage_id = persistent_value(engine, key, new_storage_id)
-        else:
-            with locks.session() as held:
+        storage_id = config.storage_id
+        if not storage_id:
+            with (locks or LockManager()).session() as held:
                 held.catalog()
-                storage_id = persistent_value(engine, key, new_storage_id)
+                storage_id = persistent_value(engine, f"s3_storage_id/{config.label}", new_storage_id)
         store = S3ObjectStore(storage_info(config, storage_id), config)
         store.check()
         stores.append(store)

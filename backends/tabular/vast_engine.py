@@ -340,9 +340,6 @@ class VastEngine(TableEngine):
                 ref = TableRef(self.bucket, self.schema, spec.name)
                 self._metadata[spec.name] = TableMetadata(ref, arrow_schema=current, table_type=TableType.Regular)
 
-    def table_names(self) -> list[str]:
-        return sorted(self._metadata)
-
     # --- transactions --------------------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Transaction]:
