@@ -34,13 +34,31 @@ _ANNOTATIONS = frozenset(
 )
 
 
-def _merge_siblings(target: Any, siblings: dict[str, Any]) -> Any:
-    """Apply the keys written beside a ``$ref`` as 2020-12 does: together with the target."""
+def _merge_siblings(target: Any, siblings: dict[str, Any], schema: bool = True) -> Any:
+    """Apply the keys written beside a ``$ref``: for a schema as 2020-12 does (together with the
+    target); for any other object (a Response beside which 8.x adds ``headers``) merged into it."""
     if not siblings or not isinstance(target, dict):
         return target
+    if not schema:
+        return _deep_merge(target, siblings)
     if set(siblings) <= _ANNOTATIONS:
         return {**target, **siblings}
     return {"allOf": [target], **siblings}
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _is_schema_pointer(pointer: str) -> bool:
+    """Whether an internal ref names a schema (rather than a response, parameter, ...)."""
+    return not pointer.startswith("/components/") or pointer.startswith("/components/schemas")
 
 
 class SpecError(Exception):
@@ -95,6 +113,11 @@ class _Bundler:
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
+        if root and isinstance(ref, str) and ref.startswith("#") and len(node) > 1 and not _is_schema_pointer(ref[1:]):
+            # A non-schema object cannot carry keys beside "$ref" in OpenAPI 3.0: merge them in here.
+            target = self.inline(_resolve_pointer(self.document(base), ref[1:], str(base)), base, stack, root)
+            siblings = self.inline({k: v for k, v in node.items() if k != "$ref"}, base, stack, root)
+            return _merge_siblings(target, siblings, schema=False)
         if isinstance(ref, str) and not (root and ref.startswith("#")):
             file_part, _, pointer = ref.partition("#")
             target_file = (base.parent / file_part).resolve() if file_part else base.resolve()
@@ -132,7 +155,7 @@ def resolve_internal(document: dict[str, Any]) -> dict[str, Any]:
                 raise SpecError(f"reference cycle: {' -> '.join((*stack, ref))}")
             target = walk(_resolve_pointer(document, ref[1:], "spec"), (*stack, ref))
             siblings = walk({k: v for k, v in node.items() if k != "$ref"}, stack)
-            return _merge_siblings(target, siblings)
+            return _merge_siblings(target, siblings, schema=_is_schema_pointer(ref[1:]))
         return {k: v if _is_literal(k, parent_key) else walk(v, stack, k) for k, v in node.items()}
 
     return walk(document, ())

@@ -41,6 +41,26 @@ def test_ref_siblings_apply_together_with_the_target(tmp_path: Path) -> None:
     assert not validator.is_valid("xa")  # and so does the sibling's
 
 
+def test_keys_beside_a_ref_to_a_response_are_merged_into_it(tmp_path: Path) -> None:
+    """8.x puts ``headers`` beside a ``$ref`` to a shared Response: the response gains them (an
+    ``allOf`` there would not be a Response at all)."""
+    response = {"description": "listing", "headers": {"X-Paging-Limit": {"schema": {"type": "integer"}}}}
+    extra = {"X-Paging-Count": {"schema": {"type": "integer"}}}
+    write(
+        tmp_path / "api.yaml",
+        {
+            "paths": {"/a": {"head": {"responses": {"200": {"$ref": "#/components/responses/r", "headers": extra}}}}},
+            "components": {"responses": {"r": response}, "schemas": {"s": {"type": "string"}}},
+            "x": {"$ref": "#/components/schemas/s", "pattern": "^a"},
+        },
+    )
+    bundled = specload.bundle(tmp_path / "api.yaml")
+    merged = bundled["paths"]["/a"]["head"]["responses"]["200"]
+    assert merged == {"description": "listing", "headers": {**response["headers"], **extra}}
+    assert bundled["x"] == {"$ref": "#/components/schemas/s", "pattern": "^a"}  # schemas keep 2020-12 siblings
+    assert specload.resolve_internal(bundled)["x"] == {"allOf": [{"type": "string"}], "pattern": "^a"}
+
+
 def test_refs_inside_literal_values_are_left_alone(tmp_path: Path) -> None:
     example = {"$ref": "examples/missing.json"}
     write(
