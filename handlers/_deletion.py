@@ -11,5 +11,5 @@ from tams_server import context
 def deletion_response(request: Json | None) -> Any:
     if request is None:
         return None, 204
-    location = f"{context.base_url()}/flow-delete-requests/{request['id']}"
+    location = f"{context.api_url()}/flow-delete-requests/{request['id']}"
     return request, 202, {"Location": location}

@@ -9,6 +9,7 @@ from connexion import request
 
 from backends.base import Page, PageRequest, TagFilter, UrlOptions
 from backends.errors import BadRequest
+from backends.rules import decode_cursor, encode_cursor
 from backends.timerange import TimeRange
 from tams_server import context
 
@@ -55,17 +56,30 @@ def url_options(presigned: bool | None, verbose_storage: bool | None) -> UrlOpti
     )
 
 
-def page_request(limit: int | None, page: str | None) -> PageRequest:
-    return PageRequest(limit=limit, page=page)
+def _key_scope(order: str) -> str:
+    """What a page key is valid for: the API version and the order of the listing it came from."""
+    return f"{context.api_version()}|{order}|"
 
 
-def paging_headers(result: Page[Any]) -> Headers:
+def page_request(limit: int | None, page: str | None, order: str = "") -> PageRequest:
+    """The page asked for; a key made under another API version or order is refused (400)."""
+    if page is None:
+        return PageRequest(limit=limit)
+    scope = _key_scope(order)
+    position = decode_cursor(page)
+    if not position.startswith(scope):
+        raise BadRequest(f"page key {page!r} belongs to another listing, order or API version")
+    return PageRequest(limit=limit, page=position[len(scope) :])
+
+
+def paging_headers(result: Page[Any], order: str = "") -> Headers:
     """``X-Paging-Limit`` always; ``Link``/``X-Paging-NextKey`` only when there is a next page."""
     headers = {"X-Paging-Limit": str(result.limit)}
     if result.next_key is not None:
+        next_key = encode_cursor(_key_scope(order) + result.next_key)
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
-        query.append(("page", result.next_key))
+        query.append(("page", next_key))
         url = f"{context.base_url()}{quote(request.url.path)}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
-        headers["X-Paging-NextKey"] = result.next_key
+        headers["X-Paging-NextKey"] = next_key
     return headers

@@ -29,8 +29,9 @@ def get_flows_flow_id_segments(
         reverse_order=bool(reverse_order),
     )
     urls = _params.url_options(presigned, verbose_storage)
-    result = backend().list_segments(flow_id, query, urls, _params.page_request(limit, page))
-    headers = _params.paging_headers(result)
+    order = "reverse" if query.reverse_order else ""
+    result = backend().list_segments(flow_id, query, urls, _params.page_request(limit, page, order))
+    headers = _params.paging_headers(result, order)
     headers["X-Paging-Timerange"] = str(result.timerange)
     headers["X-Paging-Count"] = str(len(result.items))
     headers["X-Paging-Reverse-Order"] = "true" if query.reverse_order else "false"

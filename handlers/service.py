@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.versions import dialect
 from tams_server.context import backend
 
 ROOT_PATHS = ["service", "flows", "sources", "objects", "flow-delete-requests"]
@@ -17,7 +18,7 @@ WEBHOOKS = {"name": "webhooks", "docs": "Register at /service/webhooks; deliveri
 
 
 def get_service() -> Any:
-    return {**backend().service_info(), "event_stream_mechanisms": [WEBHOOKS]}, 200
+    return dialect().service({**backend().service_info(), "event_stream_mechanisms": [WEBHOOKS]}), 200
 
 
 def post_service(body: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import secrets
@@ -22,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 import backends
 from backends import errors as domain_errors
 from backends.base import Backend, BackendServices, StorePolicy, acting_as
-from tams_server import context, errors, media, specload
+from tams_server import context, errors, media, specload, versions
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
@@ -30,12 +31,6 @@ from tams_server.validation import VALIDATORS
 from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
 
 log = logging.getLogger("tams_server")
-
-
-def default_spec_path() -> Path:
-    import spec
-
-    return spec.SPEC_PATH
 
 
 def connexion_document(spec_path: Path) -> dict[str, Any]:
@@ -58,11 +53,11 @@ def connexion_document(spec_path: Path) -> dict[str, Any]:
     return doc
 
 
-def _allowed_methods(doc: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
+def _allowed_methods(doc: dict[str, Any], base_path: str) -> list[tuple[re.Pattern[str], str]]:
     """Path template regex -> "GET, HEAD, ..." (Connexion's own 405s name only one method)."""
     table = []
     for template, path_item in doc["paths"].items():
-        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(base_path + template))
         methods = sorted(m.upper() for m in path_item if m in ("get", "head", "put", "post", "delete", "patch"))
         table.append((re.compile(f"^{pattern}$"), ", ".join(methods)))
     return table
@@ -79,8 +74,10 @@ class TamsApp:
         services: BackendServices,
         settings: Settings,
         auth: Authenticator | None,
+        mounts: list[versions.Mount],
     ) -> None:
         self.api = api
+        self.mounts = mounts
         self.backend = backend
         self.services = services
         self.settings = settings
@@ -116,11 +113,15 @@ class TamsApp:
             scope["query_string"] = media.redacted(scope.get("query_string", b""))  # access logs show no signature
             await response(scope, receive, send)
             return
+        mount, api_path = versions.match(self.mounts, scope["path"])
+        if scope["path"] == mount.base_path:  # "/v8.2" is the root of that version, as "/v8.2/" is
+            scope = {**scope, "path": mount.base_path + "/", "raw_path": (mount.base_path + "/").encode()}
+        context.enter_api(mount.version, mount.base_path)
         principal = None
         if self.auth is not None:
             try:
                 principal = self.auth.authenticate(scope)
-                self.auth.authorise(principal, scope["method"], scope["path"])
+                self.auth.authorise(principal, scope["method"], api_path)
             except AuthError as exc:
                 challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
                 await errors.plain_error(exc.status, exc.summary, challenge)(scope, receive, send)
@@ -221,20 +222,23 @@ def create_app(settings: Settings | None = None) -> TamsApp:
         backend.close()
         services.events.close()  # type: ignore[attr-defined]
 
-    spec_path = Path(settings.spec) if settings.spec else default_spec_path()
-    doc = connexion_document(spec_path)
-    resolver = TamsResolver()
+    mounts = versions.plan_mounts(settings.versions, settings.default_version, settings.spec, settings.specs)
     api = AsyncApp(
         __name__,
         lifespan=lifespan,
-        resolver=resolver,
         validator_map=VALIDATORS,
         pythonic_params=True,
         strict_validation=False,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
     )
-    api.add_api(doc, resolver=resolver, resolver_error=501)
-    allowed = _allowed_methods(doc)
+    allowed: list[tuple[re.Pattern[str], str]] = []
+    documents: dict[Path, dict[str, Any]] = {}
+    for mount in mounts:  # the versioned prefixes first: the root mount would catch their paths
+        if mount.spec_path not in documents:
+            documents[mount.spec_path] = connexion_document(mount.spec_path)
+        doc = copy.deepcopy(documents[mount.spec_path])
+        api.add_api(doc, base_path=mount.base_path, resolver=TamsResolver(mount.version), resolver_error=501)
+        allowed += _allowed_methods(doc, mount.base_path)
 
     def method_not_allowed(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         methods = next((m for pattern, m in allowed if pattern.match(request.url.path)), "")
@@ -245,4 +249,4 @@ def create_app(settings: Settings | None = None) -> TamsApp:
     api.add_error_handler(ProblemException, errors.problem)
     api.add_error_handler(HTTPException, errors.problem)
     api.add_error_handler(Exception, errors.unexpected)
-    return TamsApp(api, backend, services, settings, auth)
+    return TamsApp(api, backend, services, settings, auth, mounts)

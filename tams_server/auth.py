@@ -57,7 +57,9 @@ def normalise_scopes(raw: Iterable[str]) -> frozenset[str]:
 
 
 def required_scope(method: str, path: str) -> str:
-    if path.rstrip("/") == "/service/webhooks" or (path.rstrip("/") == "/service" and method == "POST"):
+    """The scope a request needs; ``path`` is below the API version's base path."""
+    path = path.rstrip("/")
+    if path == "/service/webhooks" or path.startswith("/service/webhooks/") or (path == "/service" and method == "POST"):
         return "admin"
     return {"GET": "read", "HEAD": "read", "PUT": "write", "POST": "write", "DELETE": "delete"}.get(method, "admin")
 

@@ -18,7 +18,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4010
     backend: str = "local"  # metadata in DuckDB and media on disk, under data_dir
-    spec: str | None = None  # None: our own spec in spec/
+    # API versions served, each under /v{version} ("7.0", "8.2"); None: every version in spec/.
+    versions: list[str] | None = None
+    # The version also served at the root "/"; None: the newest served.
+    default_version: str | None = None
+    # One spec file to serve alone (its info.version decides the version); None: ours, per version.
+    spec: str | None = None
+    # Per version, a spec file to serve instead of ours (e.g. the official one): {"8.2": "path"}.
+    specs: dict[str, str] = field(default_factory=dict)
     public_url: str | None = None  # None: derived from each request's Host header
     media_url_lifetime: int = 3600  # seconds a signed media URL stays valid
     media_secret: str | None = None  # None: a random secret per process
@@ -58,6 +65,8 @@ def _convert(kind: Any, value: Any) -> Any:
         return int(value)
     if kind == "float":
         return float(value)
+    if kind.startswith("list[str]") and isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
     if kind == "bool" and isinstance(value, str):
         if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             raise ValueError(f"not a boolean: {value!r}")
@@ -70,7 +79,7 @@ ENV_PREFIX = "TAMS_"
 
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = dict(os.environ if environ is None else environ)
-    names = {f.name for f in fields(Settings)} - {"backend_options"}
+    names = {f.name for f in fields(Settings)} - {"backend_options", "specs"}
     found: dict[str, Any] = {n: environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in environ}
     if environ.get("TAMS_BACKEND_OPTIONS"):  # JSON: handy where a config file is awkward (containers)
         try:

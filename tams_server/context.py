@@ -1,4 +1,5 @@
-"""Per-request context for handlers: the backend, the public base URL and the webhook dispatcher.
+"""Per-request context for handlers: the backend, the public URLs, the API version and the webhook
+dispatcher.
 
 Set by ``TamsApp`` for each request; sync handlers run in a thread pool that copies contextvars.
 """
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 _backend: ContextVar[Backend] = ContextVar("tams_backend")
 _webhooks: ContextVar[WebhookDispatcher] = ContextVar("tams_webhooks")
 _base_url: ContextVar[str] = ContextVar("tams_base_url", default="http://localhost:4010")
+_api_version: ContextVar[str] = ContextVar("tams_api_version", default="7.0")
+_base_path: ContextVar[str] = ContextVar("tams_base_path", default="")
 
 
 def backend() -> Backend:
@@ -27,6 +30,16 @@ def base_url() -> str:
     return _base_url.get()
 
 
+def api_url() -> str:
+    """The URL of the API version the request was made to: ``base_url()`` + its base path."""
+    return _base_url.get() + _base_path.get()
+
+
+def api_version() -> str:
+    """The TAMS API version ("7.0", "8.2") of the current request."""
+    return _api_version.get()
+
+
 def webhooks() -> WebhookDispatcher:
     return _webhooks.get()
 
@@ -35,3 +48,8 @@ def enter(backend: Backend, base_url: str, webhooks: WebhookDispatcher) -> None:
     _backend.set(backend)
     _base_url.set(base_url.rstrip("/"))
     _webhooks.set(webhooks)
+
+
+def enter_api(version: str, base_path: str) -> None:
+    _api_version.set(version)
+    _base_path.set(base_path)

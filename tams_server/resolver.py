@@ -2,8 +2,10 @@
 
 The module is chosen by the operation's first tag (one module per spec tag) and the function name
 is the snake-case form of the operationId: ``GET_flows-flowId-segments`` ->
-``handlers.segments.get_flows_flow_id_segments``. A HEAD operation without a handler of its own
-runs its GET handler. An operation with no handler answers 501.
+``handlers.segments.get_flows_flow_id_segments``. A function of that name in the API version's own
+module (``handlers/versions/v7_0.py`` for 7.0) comes first: the few operations whose behaviour differs
+between versions are there. A HEAD operation without a handler of its own runs its GET handler. An
+operation with no handler answers 501.
 """
 
 from __future__ import annotations
@@ -47,13 +49,18 @@ def _not_implemented(operation_id: str) -> Callable[..., Any]:
     return handler
 
 
+def version_module(version: str) -> str:
+    return "handlers.versions.v" + version.replace(".", "_")
+
+
 class TamsResolver(Resolver):
-    def __init__(self) -> None:
+    def __init__(self, version: str = "7.0") -> None:
         super().__init__()
+        self.version = version
         self.unresolved: list[str] = []
 
     def _lookup(self, tags: list[str], name: str) -> Callable[..., Any] | None:
-        modules = [TAG_MODULES[t] for t in tags if t in TAG_MODULES]
+        modules = [version_module(self.version), *(TAG_MODULES[t] for t in tags if t in TAG_MODULES)]
         for module_name in modules:
             function = getattr(importlib.import_module(module_name), name, None)
             if callable(function):
