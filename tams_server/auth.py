@@ -59,7 +59,8 @@ def normalise_scopes(raw: Iterable[str]) -> frozenset[str]:
 def required_scope(method: str, path: str) -> str:
     """The scope a request needs; ``path`` is below the API version's base path."""
     path = path.rstrip("/")
-    if path == "/service/webhooks" or path.startswith("/service/webhooks/") or (path == "/service" and method == "POST"):
+    webhooks = path == "/service/webhooks" or path.startswith("/service/webhooks/")
+    if webhooks or (path == "/service" and method == "POST"):
         return "admin"
     return {"GET": "read", "HEAD": "read", "PUT": "write", "POST": "write", "DELETE": "delete"}.get(method, "admin")
 
