@@ -1,12 +1,12 @@
 """Report structural drift between our TAMS spec and an official one.
 
-Usage: ``python -m tools.spec_drift [OURS] THEIRS`` (OURS defaults to
-``spec.SPEC_PATH``).
+Usage: ``python -m tools.spec_drift [OURS] THEIRS`` (OURS defaults to our spec of the
+same ``info.version`` as THEIRS, ``spec.spec_path(version)``).
 
 Both files are bundled and fully resolved with ``tams_server.specload``, stripped
 of prose (descriptions, summaries, examples, ...) and compared key by key.
 Exit status: 0 no drift, 1 drift found (one line per difference), 2 a file could
-not be read.
+not be read (or, with THEIRS alone, we have no spec of its version).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from spec import SPEC_PATH
+import spec
 from tams_server.specload import SpecError, bundle, resolve_internal
 
 # Keys that only annotate; they never change what the interface accepts or returns.
@@ -40,6 +40,18 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise SpecError(f"{path}: not an OpenAPI document")
     return document
+
+
+def our_spec_for(theirs: dict[str, Any]) -> Path:
+    """Our spec file of the same ``info.version`` as ``theirs``."""
+    info = theirs.get("info")
+    version = info.get("version") if isinstance(info, dict) else None
+    if version is None:
+        raise SpecError("the official file has no info.version; name our spec explicitly")
+    if str(version) not in spec.versions():
+        have = ", ".join(spec.versions()) or "none"
+        raise SpecError(f"we have no spec of version {version} (ours: {have})")
+    return spec.spec_path(str(version))
 
 
 def strip_annotations(node: Any, parent_key: str | None = None) -> Any:
@@ -173,16 +185,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="tams-spec-drift",
         description="Compare the structure of our TAMS spec with an official one.",
     )
-    parser.add_argument("ours", nargs="?", type=Path, help="our spec (default: the spec/ package file)")
+    parser.add_argument(
+        "ours", nargs="?", type=Path, help="our spec (default: ours of the same info.version as THEIRS)"
+    )
     parser.add_argument("theirs", type=Path, help="the official TimeAddressableMediaStore.yaml")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ours_path: Path = args.ours or SPEC_PATH
     try:
-        ours, theirs = load(ours_path), load(args.theirs)
+        theirs = load(args.theirs)
+        ours_path: Path = args.ours or our_spec_for(theirs)
+        ours = load(ours_path)
     except (OSError, SpecError, yaml.YAMLError, ValueError) as exc:
         print(f"spec_drift: cannot read spec: {exc}", file=sys.stderr)
         return 2
