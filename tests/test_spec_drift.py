@@ -1,4 +1,4 @@
-"""spec/ must match the official TAMS 7.0 interface in structure, in our own words."""
+"""spec/<version>/ must match the official TAMS interface of that version in structure, in our own words."""
 
 from __future__ import annotations
 
@@ -7,21 +7,55 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
 
-from spec import SPEC_DIR, SPEC_PATH
+from spec import SPEC_DIR, SPEC_PATH, spec_path, versions
 from tools.spec_drift import main
 
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 SPEC_NAME = SPEC_PATH.name
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PROSE_KEYS = {"description", "summary"}
 MIN_SENTENCE = 60
 
+
+class Pair(NamedTuple):
+    """Our spec of one version and the official file it must match."""
+
+    version: str
+    official: Path
+    paths: int
+    operations: int
+    schema_files: int
+
+    @property
+    def ours(self) -> Path:
+        return spec_path(self.version)
+
+
+PAIRS = [
+    Pair("7.0", SHARED / "tams-spec/api" / SPEC_NAME, 25, 74, 31),
+    Pair("8.2", SHARED / "tams-spec-8.2/api" / SPEC_NAME, 29, 85, 47),
+]
+# The drift-detection tests below mutate a copy of our 7.0 spec and compare it with the official 7.0 file.
+OFFICIAL = PAIRS[0].official
+
 needs_official = pytest.mark.skipif(not OFFICIAL.is_file(), reason=f"official spec not found at {OFFICIAL}")
+
+
+def with_official(pair: Pair) -> Any:
+    """``pair`` as a test parameter, skipped when its official file is absent."""
+    missing = not pair.official.is_file()
+    return pytest.param(
+        pair, id=pair.version, marks=pytest.mark.skipif(missing, reason=f"official spec not found at {pair.official}")
+    )
+
+
+OFFICIAL_PAIRS = [with_official(pair) for pair in PAIRS]
+ALL_PAIRS = [pytest.param(pair, id=pair.version) for pair in PAIRS]
 
 
 def run_drift(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -73,49 +107,68 @@ def all_prose(yaml_path: Path) -> str:
     return "\n".join(text for path in spec_files(yaml_path) for text in prose(load(path)))
 
 
-# ---------------------------------------------------- our spec against the official one
+# ---------------------------------------------------- our specs against the official ones
 
 
-@needs_official
-def test_no_drift_from_official(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run_drift([str(SPEC_PATH), str(OFFICIAL)], capsys)
+def test_every_version_has_a_pair() -> None:
+    assert versions() == [pair.version for pair in PAIRS]
+
+
+@pytest.mark.parametrize("pair", ALL_PAIRS)
+def test_info_version_matches_folder(pair: Pair) -> None:
+    assert str(load(pair.ours)["info"]["version"]) == pair.version
+
+
+@pytest.mark.parametrize("pair", OFFICIAL_PAIRS)
+def test_no_drift_from_official(pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_drift([str(pair.ours), str(pair.official)], capsys)
     assert code == 0, out
-    assert "no drift: 25 paths, 74 operations compared" in out
+    assert f"no drift: {pair.paths} paths, {pair.operations} operations compared" in out
 
 
-@needs_official
-def test_ours_defaults_to_packaged_spec(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run_drift([str(OFFICIAL)], capsys)
+@pytest.mark.parametrize("pair", OFFICIAL_PAIRS)
+def test_ours_defaults_to_our_spec_of_the_same_version(pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_drift([str(pair.official)], capsys)
     assert code == 0, out
+    assert f"no drift: {pair.paths} paths, {pair.operations} operations compared" in out
 
 
-@needs_official
-def test_same_paths_and_operation_ids() -> None:
-    ours, theirs = load(SPEC_PATH), load(OFFICIAL)
-    assert len(ours["paths"]) == 25
-    assert len(operation_ids(ours)) == 74
+def test_version_without_a_spec_of_ours_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    theirs = tmp_path / SPEC_NAME
+    theirs.write_text("openapi: 3.1.0\ninfo: {title: T, version: '99.0'}\npaths: {}\n", encoding="utf-8")
+    assert main([str(theirs)]) == 2
+    assert "no spec of version 99.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pair", OFFICIAL_PAIRS)
+def test_same_paths_and_operation_ids(pair: Pair) -> None:
+    ours, theirs = load(pair.ours), load(pair.official)
+    assert len(ours["paths"]) == pair.paths
+    assert len(operation_ids(ours)) == pair.operations
     assert sorted(operation_ids(ours)) == sorted(operation_ids(theirs))
-    assert len(set(operation_ids(ours))) == 74
+    assert len(set(operation_ids(ours))) == pair.operations
 
 
-def test_same_schema_files() -> None:
-    names = {path.name for path in (SPEC_DIR / "schemas").glob("*.json")}
-    assert len(names) == 31
-    if OFFICIAL.is_file():
-        assert names == {path.name for path in (OFFICIAL.parent / "schemas").glob("*.json")}
+@pytest.mark.parametrize("pair", ALL_PAIRS)
+def test_same_schema_files(pair: Pair) -> None:
+    names = {path.name for path in (pair.ours.parent / "schemas").glob("*.json")}
+    assert len(names) == pair.schema_files
+    if pair.official.is_file():
+        assert names == {path.name for path in (pair.official.parent / "schemas").glob("*.json")}
 
 
-def test_no_examples_in_our_spec() -> None:
-    for path in spec_files(SPEC_PATH):
+@pytest.mark.parametrize("pair", ALL_PAIRS)
+def test_no_examples_in_our_spec(pair: Pair) -> None:
+    for path in spec_files(pair.ours):
         assert not re.search(r"^\s*\"?examples?\"?:", path.read_text(encoding="utf-8"), re.MULTILINE), path
 
 
-@needs_official
-def test_descriptions_are_our_own_words() -> None:
-    theirs_text = normalise("\n".join(path.read_text(encoding="utf-8") for path in spec_files(OFFICIAL)))
-    ours_text = normalise(all_prose(SPEC_PATH))
-    copied = {s for s in long_sentences(all_prose(SPEC_PATH)) if s in theirs_text}
-    copied |= {s for s in long_sentences(all_prose(OFFICIAL)) if s in ours_text}
+@pytest.mark.parametrize("pair", OFFICIAL_PAIRS)
+def test_descriptions_are_our_own_words(pair: Pair) -> None:
+    theirs_text = normalise("\n".join(path.read_text(encoding="utf-8") for path in spec_files(pair.official)))
+    ours_text = normalise(all_prose(pair.ours))
+    copied = {s for s in long_sentences(all_prose(pair.ours)) if s in theirs_text}
+    copied |= {s for s in long_sentences(all_prose(pair.official)) if s in ours_text}
     assert not copied
 
 
@@ -186,6 +239,14 @@ def change_exclusive_minimum(spec: Path) -> None:
     edit_schema(spec, "flow-video.json", change)
 
 
+def change_webhook_event(spec: Path) -> None:
+    def change(document: dict[str, Any]) -> None:
+        body = document["webhooks"]["flows/deleted"]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"]["properties"]["event_type"]["const"] = "flows/removed"
+
+    edit_yaml(spec, change)
+
+
 DRIFTS = [
     (remove_status_code, "paths./flows/{flowId}.put.responses.403: missing in ours"),
     (change_pattern, "components.schemas.uuid.pattern: ours"),
@@ -202,6 +263,11 @@ DRIFTS = [
     (
         change_exclusive_minimum,
         "properties.frame_width.exclusiveMinimum: ours 1, theirs 0",
+    ),
+    (
+        change_webhook_event,
+        "webhooks.flows/deleted.post.requestBody.content.application/json.schema.properties.event_type.const: "
+        'ours "flows/removed"',
     ),
 ]
 
@@ -237,10 +303,11 @@ def test_description_change_is_not_drift(spec_copy: Path, capsys: pytest.Capture
     assert code == 0, out
 
 
-def test_identical_files_have_no_drift(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run_drift([str(SPEC_PATH), str(SPEC_PATH)], capsys)
+@pytest.mark.parametrize("pair", ALL_PAIRS)
+def test_identical_files_have_no_drift(pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_drift([str(pair.ours), str(pair.ours)], capsys)
     assert code == 0
-    assert out.startswith("no drift: 25 paths, 74 operations compared")
+    assert out.startswith(f"no drift: {pair.paths} paths, {pair.operations} operations compared")
 
 
 def test_unreadable_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
