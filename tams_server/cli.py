@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 import backends
 from tams_server import config
 from tams_server.app import create_app
+from tams_server.versions import Mount
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tams-server",
-        description="Serve the Time-addressable Media Store API 7.0. "
+        description="Serve the Time-addressable Media Store API (every version in spec/, each under /v{version}). "
         "Every option can also be set as TAMS_<OPTION> in the environment or in a TOML --config file.",
     )
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
@@ -25,7 +27,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend",
         help=f"store backend by name or module:factory ({', '.join(backends.available())}; default local)",
     )
-    parser.add_argument("--spec", help="TAMS spec file to serve (default: the spec shipped with tams-server)")
+    parser.add_argument(
+        "--spec",
+        action="append",
+        default=[],
+        metavar="[VERSION=]FILE",
+        help="serve VERSION from this spec file instead of ours (repeatable); a bare FILE is served alone",
+    )
+    parser.add_argument("--versions", help="API versions to serve, comma-separated (default: all of spec/)")
+    parser.add_argument(
+        "--default-version", dest="default_version", help="version also served at / (default: the newest)"
+    )
     parser.add_argument("--public-url", dest="public_url", help="URL clients reach this server at (default: from Host)")
     parser.add_argument("--data-dir", dest="data_dir", help="where the server keeps its state (default ./tams-data)")
     parser.add_argument(
@@ -40,15 +52,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def spec_overrides(values: list[str]) -> dict[str, Any]:
+    """``--spec FILE`` (one version, alone) and ``--spec VERSION=FILE`` (repeatable) as settings."""
+    found: dict[str, Any] = {}
+    for value in values:
+        version, sep, path = value.partition("=")
+        if sep and not Path(value).exists():
+            found.setdefault("specs", {})[version] = path
+        else:
+            found["spec"] = value
+    return found
+
+
+def describe_mounts(mounts: list[Mount]) -> str:
+    """E.g. "TAMS 7.0 at /v7.0, TAMS 8.2 at /v8.2 and /"."""
+    places: dict[str, list[str]] = {}
+    for mount in mounts:
+        places.setdefault(mount.version, []).append(mount.base_path or "/")
+    return ", ".join(f"TAMS {version} at {' and '.join(paths)}" for version, paths in places.items())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    names = ("host", "port", "backend", "spec", "public_url", "data_dir", "insecure_no_auth")
+    names = ("host", "port", "backend", "public_url", "data_dir", "insecure_no_auth", "versions", "default_version")
     overrides = {k: getattr(args, k) for k in names}
+    overrides.update(spec_overrides(args.spec))
     settings = config.load(args.config, overrides)
     app = create_app(settings)
     logging.getLogger("tams_server").info(
-        "serving TAMS 7.0 with the %r backend at http://%s:%d/ (state in %s)",
+        "serving %s with the %r backend at http://%s:%d/ (state in %s)",
+        describe_mounts(app.mounts),
         settings.backend,
         settings.host,
         settings.port,

@@ -45,8 +45,16 @@ from contract_tests.spec import self_contained
 from tams_server.app import TamsApp, build_services, create_app
 from tams_server.config import Settings
 
-OFFICIAL_SPEC = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+# The official spec of each version (absent for an outside user: tests that need it skip).
+OFFICIAL_SPECS = {
+    "7.0": SHARED / "tams-spec/api/TimeAddressableMediaStore.yaml",
+    "8.2": SHARED / "tams-spec-8.2/api/TimeAddressableMediaStore.yaml",
+}
+OFFICIAL_SPEC = OFFICIAL_SPECS["7.0"]
 OUR_SPEC = spec.SPEC_PATH
+# The versions the API tests run on: TAMS_TEST_VERSIONS (comma-separated), else these.
+DEFAULT_TEST_VERSIONS = "7.0"
 BASE_URL = "http://testserver"
 # The admin credential every test app is started with (tests of authentication make their own).
 ADMIN_TOKEN = "tams_test-admin-token"
@@ -107,19 +115,20 @@ class Operation:
     success: frozenset[int]  # documented 2xx statuses
 
 
-def reference_spec() -> Path:
+def reference_spec(version: str = "7.0") -> Path:
     """The spec responses are checked against: the official one, or ours when it is absent."""
-    return OFFICIAL_SPEC if OFFICIAL_SPEC.is_file() else OUR_SPEC
+    official = OFFICIAL_SPECS.get(version)
+    return official if official is not None and official.is_file() else spec.spec_path(version)
 
 
 @functools.cache
-def reference_document() -> dict[str, Any]:
-    return _load(reference_spec())
+def reference_document(version: str = "7.0") -> dict[str, Any]:
+    return _load(reference_spec(version))
 
 
 @functools.cache
-def operations() -> tuple[Operation, ...]:
-    document = reference_document()
+def operations(version: str = "7.0") -> tuple[Operation, ...]:
+    document = reference_document(version)
     found = []
     for template, item in document["paths"].items():
         for method in HTTP_METHODS:
@@ -130,10 +139,10 @@ def operations() -> tuple[Operation, ...]:
 
 
 @functools.cache
-def _template_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+def _template_patterns(version: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     """(regex over the raw, percent-encoded path, template); object ids may span segments."""
     table = []
-    for template in dict.fromkeys(op.template for op in operations()):
+    for template in dict.fromkeys(op.template for op in operations(version)):
         regex = ""
         for part in re.split(r"(\{[^}]+\})", template):
             if part == "{objectId}":
@@ -146,8 +155,9 @@ def _template_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple(table)
 
 
-def match_template(raw_path: str) -> str | None:
-    for pattern, template in _template_patterns():
+def match_template(raw_path: str, version: str = "7.0") -> str | None:
+    """The spec's path template of a path below the API's base path."""
+    for pattern, template in _template_patterns(version):
         if pattern.match(raw_path):
             return template
     return None
@@ -159,9 +169,9 @@ def _load(path: Path) -> Any:
 
 
 @functools.cache
-def _validators() -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
-    path = reference_spec()
-    document = self_contained(reference_document(), path)
+def _validators(version: str) -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
+    path = reference_spec(version)
+    document = self_contained(reference_document(version), path)
     # A SchemaPath skips openapi-core's check of the spec itself (~3 s); the spec is known valid.
     schema = SchemaPath.from_dict(document, base_uri=path.as_uri())
     return V31ResponseValidator(schema), V31ResponseHeadersValidator(schema)
@@ -214,13 +224,17 @@ class AppClient(TestClient):
 
 
 class TamsClient(AppClient):
-    """A TestClient that checks every TAMS API response it receives against the official spec.
+    """A TestClient of one API version that checks every TAMS API response it receives against
+    that version's official spec. Paths are relative to the version's base path (``/v7.0``, or
+    ``base_path``).
 
     It also records the (method, path template) of every API request in ``hits``.
     """
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app, base_url=BASE_URL, headers=ADMIN_HEADERS)
+    def __init__(self, app: Any, version: str = "7.0", base_path: str | None = None) -> None:
+        self.version = version
+        self.base_path = f"/v{version}" if base_path is None else base_path
+        super().__init__(app, base_url=BASE_URL + self.base_path, headers=ADMIN_HEADERS)
         self.check_spec = True
         self.hits: set[tuple[str, str]] = set()
         self.event_hooks = {"request": [], "response": [self._check_response]}
@@ -241,7 +255,9 @@ class TamsClient(AppClient):
         raw_path = request.url.raw_path.decode("ascii").partition("?")[0]
         if raw_path.startswith(MEDIA_PREFIX):
             return  # media URLs are not part of the TAMS API
-        template = match_template(raw_path)
+        if self.base_path and (raw_path == self.base_path or raw_path.startswith(self.base_path + "/")):
+            raw_path = raw_path[len(self.base_path) :] or "/"
+        template = match_template(raw_path, self.version)
         if template is not None:
             self.hits.add((method, template))
         if not self.check_spec:
@@ -249,7 +265,7 @@ class TamsClient(AppClient):
         where = f"{method} {request.url} -> {response.status_code}"
         if template is None:
             raise ResponseCheckFailed(f"{where}: the spec has no such path")
-        problems = self._spec_problems(method, template, response)
+        problems = self._spec_problems(self.version, method, template, response)
         if method == "HEAD" and response.content:
             problems.append(f"HEAD response has a body: {response.content[:200]!r}")
         if response.status_code == 204 and response.content:
@@ -262,8 +278,8 @@ class TamsClient(AppClient):
             raise ResponseCheckFailed(f"{where}: " + "; ".join(problems) + f"\nbody: {response.text[:500]}")
 
     @staticmethod
-    def _spec_problems(method: str, template: str, response: httpx.Response) -> list[str]:
-        full, headers_only = _validators()
+    def _spec_problems(version: str, method: str, template: str, response: httpx.Response) -> list[str]:
+        full, headers_only = _validators(version)
         mock_request = MockRequest(VALIDATION_HOST, method.lower(), template, path_pattern=template)
         mock_response = MockResponse(
             response.content,
@@ -285,9 +301,11 @@ def _describe(error: Exception) -> str:
 
 
 def app_settings(**overrides: Any) -> Settings:
-    """Settings for an app under test: the memory backend, credentials in memory, the admin token
+    """Settings for an app under test: every API version (7.0 also at the root, as tests written
+    before other versions assume), the memory backend, credentials in memory, the admin token
     below, loopback webhooks."""
     defaults: dict[str, Any] = {
+        "default_version": "7.0",
         "backend": "memory",
         "data_dir": None,
         "admin_token": ADMIN_TOKEN,
@@ -350,22 +368,33 @@ def _close_fresh_backends() -> Iterator[None]:
         _open_backends.pop().close()
 
 
-def make_client(spec_file: Path) -> TamsClient:
-    """A client on a genuinely fresh ``create_app`` (slow: ~0.4 s)."""
-    return TamsClient(create_app(app_settings(spec=str(spec_file))))
+def make_client(spec_file: Path, version: str = "7.0") -> TamsClient:
+    """A client of ``version`` on a genuinely fresh ``create_app`` serving it from ``spec_file`` (slow: ~0.4 s)."""
+    return TamsClient(create_app(app_settings(specs={version: str(spec_file)})), version)
 
 
 SPECS = ("ours", "official")
 
 
+def test_versions() -> list[str]:
+    """The API versions the API tests run on: ``TAMS_TEST_VERSIONS`` (comma-separated), else the default."""
+    chosen = os.environ.get("TAMS_TEST_VERSIONS", DEFAULT_TEST_VERSIONS).split(",")
+    return [name.strip() for name in chosen if name.strip()]
+
+
+test_versions.__test__ = False  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
-def spec_path(request: pytest.FixtureRequest) -> Path:
-    """The spec file the server is started on: every API test runs on both (see pytest_generate_tests)."""
-    if request.param == "official":
-        if not OFFICIAL_SPEC.is_file():
-            pytest.skip(f"official spec not found at {OFFICIAL_SPEC}")
-        return OFFICIAL_SPEC
-    return OUR_SPEC
+def spec_path(api_version: str, spec_kind: str) -> Path:
+    """The spec file the version under test is served from: every API test runs on ours and the
+    official one (see pytest_generate_tests)."""
+    if spec_kind == "official":
+        official = OFFICIAL_SPECS[api_version]
+        if not official.is_file():
+            pytest.skip(f"official {api_version} spec not found at {official}")
+        return official
+    return spec.spec_path(api_version)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -378,38 +407,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Spec files and backends: the first backend runs on every spec file; the others run on our
-    spec only, as the spec file changes routing and validation, not what a backend does (both
-    specs on every backend with ``TAMS_TEST_ALL_SPECS=1``)."""
-    if "spec_path" not in metafunc.fixturenames:
+    """API versions, spec files and backends: every version runs on every backend; the first
+    backend runs on every spec file, the others on our spec only, as the spec file changes routing
+    and validation, not what a backend does (both specs on every backend with
+    ``TAMS_TEST_ALL_SPECS=1``). A test marked ``versions("7.0")`` runs on those versions only."""
+    if "spec_kind" not in metafunc.fixturenames:
         return
+    marker = metafunc.definition.get_closest_marker("versions")
+    versions = [v for v in test_versions() if marker is None or v in marker.args]
+    if not versions:
+        versions = [marker.args[0]] if marker else ["7.0"]
     if "backend_name" not in metafunc.fixturenames:
-        metafunc.parametrize("spec_path", SPECS, indirect=True, scope="session")
+        combos2 = [(version, kind) for version in versions for kind in SPECS]
+        metafunc.parametrize(
+            ("api_version", "spec_kind"), combos2, scope="session", ids=[f"{v}-{k}" for v, k in combos2]
+        )
         return
     every_spec = os.environ.get("TAMS_TEST_ALL_SPECS", "") not in ("", "0")
     names = test_backends(metafunc.config)
-    combos = [(spec, name) for i, name in enumerate(names) for spec in SPECS if every_spec or i == 0 or spec == "ours"]
+    combos = [
+        (version, kind, name)
+        for version in versions
+        for i, name in enumerate(names)
+        for kind in SPECS
+        if every_spec or i == 0 or kind == "ours"
+    ]
     metafunc.parametrize(
-        ("spec_path", "backend_name"),
+        ("api_version", "spec_kind", "backend_name"),
         combos,
-        indirect=["spec_path"],
         scope="session",
-        ids=[f"{spec}-{name}" for spec, name in combos],
+        ids=[f"{version}-{kind}-{name}" for version, kind, name in combos],
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "versions(*names): run this API test on these API versions only")
+
+
 @pytest.fixture(scope="session")
-def app_template(spec_path: Path, backend_name: str) -> Iterator[TamsApp]:
-    """The app every API test copies: one per spec file and backend."""
-    app = create_app(app_settings(spec=str(spec_path), **backend_settings(backend_name)))
+def app_template(spec_path: Path, backend_name: str, api_version: str) -> Iterator[TamsApp]:
+    """The app every API test copies: one per version, spec file and backend (it serves every
+    version; the one under test from ``spec_path``)."""
+    app = create_app(app_settings(specs={api_version: str(spec_path)}, **backend_settings(backend_name)))
     yield app
     app.backend.close()
 
 
 @pytest.fixture
-def client(app_template: TamsApp) -> Iterator[TamsClient]:
-    """A client on an app with a fresh, empty store of the backend under test."""
-    with TamsClient(fresh_app(app_template)) as c:
+def client(app_template: TamsApp, api_version: str) -> Iterator[TamsClient]:
+    """A client of the version under test on an app with a fresh, empty store of the backend under test."""
+    with TamsClient(fresh_app(app_template), api_version) as c:
         yield c
 
 

@@ -176,8 +176,9 @@ def test_an_upload_url_cannot_be_used_to_download(tams, flow):
     assert tams.client.get(put_url).status_code == 403
 
 
-def test_an_expired_media_url_is_403(spec_path):
-    client = TamsClient(create_app(app_settings(spec=str(spec_path), media_url_lifetime=-1)))
+def test_an_expired_media_url_is_403(spec_path, api_version):
+    settings = app_settings(specs={api_version: str(spec_path)}, media_url_lifetime=-1)
+    client = TamsClient(create_app(settings), api_version)
     tams = Tams(client)
     flow = tams.put_flow()
     [media_object] = tams.allocate(flow["id"], limit=1)
@@ -186,9 +187,10 @@ def test_an_expired_media_url_is_403(spec_path):
     assert "expired" in response.json()["summary"]
 
 
-def test_urls_handed_out_use_the_configured_public_url(spec_path):
+def test_urls_handed_out_use_the_configured_public_url(spec_path, api_version):
     public = "https://tams.example.com/api"
-    client = TamsClient(create_app(app_settings(spec=str(spec_path), public_url=public + "/")))
+    settings = app_settings(specs={api_version: str(spec_path)}, public_url=public + "/")
+    client = TamsClient(create_app(settings), api_version)
     tams = Tams(client)
     flow = tams.put_flow()
     tams.put_flow()
@@ -197,7 +199,7 @@ def test_urls_handed_out_use_the_configured_public_url(spec_path):
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id=media_object["object_id"])
     [url] = get_urls(tams, flow["id"])
     assert url["url"].startswith(f"{public}/_media/")
-    assert next_link(client.get("/flows", params={"limit": 1})).startswith(f"{public}/flows?")
+    assert next_link(client.get("/flows", params={"limit": 1})).startswith(f"{public}{client.base_path}/flows?")
 
 
 # ----------------------------------------------------------------- get_urls filters
