@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import make_client, match_template, new_id, operations
 
 WEBHOOKS = "/service/webhooks"

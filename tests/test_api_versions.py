@@ -128,11 +128,11 @@ def test_a_single_spec_file_is_served_alone_under_its_version() -> None:
 
 
 def test_mount_settings_that_cannot_work_are_refused() -> None:
-    with pytest.raises(ValueError, match="default_version 8.2"):
+    with pytest.raises(ValueError, match=r"default_version 8\.2"):
         plan_mounts(["7.0"], "8.2", None, {})
-    with pytest.raises(ValueError, match="no spec file for TAMS 6.0"):
+    with pytest.raises(ValueError, match=r"no spec file for TAMS 6\.0"):
         plan_mounts(["6.0"], None, None, {})
-    with pytest.raises(ValueError, match="describes TAMS 7.0, not 8.2"):
+    with pytest.raises(ValueError, match=r"describes TAMS 7\.0, not 8\.2"):
         plan_mounts(["7.0", "8.2"], None, None, {"8.2": str(spec.spec_path("7.0"))})
 
 
