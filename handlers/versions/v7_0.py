@@ -16,9 +16,18 @@ from tams_server.context import backend
 # What 7.0 registrations neither send nor see (statuses and ids came with 8.0, ADR-0037).
 WEBHOOK_FIELDS_SINCE_8 = ("id", "status", "error", *events.FIELDS_SINCE_8)
 
+# /service fields that 8.1 added (how long allocated objects and presigned URLs stay usable).
+SERVICE_FIELDS_SINCE_81 = ("min_object_timeout", "min_presigned_url_timeout")
+
 
 @dataclass(frozen=True)
 class Dialect70(Dialect):
+    def service(self, info: Json) -> Json:
+        shown = super().service(info)
+        for name in SERVICE_FIELDS_SINCE_81:
+            shown.pop(name, None)
+        return shown
+
     # 7.0 has no statuses: a delivery that fails for good is dropped, and later events are still tried.
     webhook_error_status: ClassVar[bool] = False
 
