@@ -117,6 +117,10 @@ class WebhooksMixin(TabularCore):
         self._change_webhooks(body)
 
     def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
+        cached = next((w for w in self._load_webhooks() if w["id"] == webhook_id), None)
+        if cached is None or events.server_status(cached, status, error) is None:
+            return False  # nothing to write (every change in this process reloads the cache)
+
         def body(tx: Transaction, fx: _Effects) -> bool:
             rows = self._webhook_rows(tx, webhook_id)
             changed = events.server_status(json.loads(rows[0]["doc"]), status, error) if rows else None
