@@ -59,7 +59,10 @@ def comparable(value: Any) -> Any:
 def test_everything_written_by_the_70_release_reads_back_the_same_under_70(upgraded: Any, path: str) -> None:
     response = client(upgraded, "7.0").get(path)
     assert response.status_code == 200, response.text
-    assert comparable(response.json()) == comparable(EXPECTED[path])
+    body = response.json()
+    if path == "/service":
+        body.pop("service_version")  # new: which software serves which versions where
+    assert comparable(body) == comparable(EXPECTED[path])
 
 
 def test_media_written_by_the_70_release_downloads(upgraded: Any) -> None:
