@@ -116,17 +116,18 @@ def test_media_written_by_the_70_release_downloads(upgraded: tuple[str, Any]) ->
     assert contents == [f"segment {i}".encode() for i in range(len(segments))]
 
 
-def test_webhooks_of_the_70_release_get_ids_that_last(upgraded: Any) -> None:
+def test_webhooks_of_the_70_release_get_ids_that_last(upgraded: tuple[str, Any]) -> None:
     """Registrations stored without ids get one when the store opens, written back to the table."""
     from backends.tabular.engine import col
     from backends.tabular.tables import WEBHOOKS
 
-    listed = client(upgraded, "8.2").get("/service/webhooks").json()
-    assert len(listed) == len(EXPECTED["/service/webhooks"])
+    backend, app = upgraded
+    listed = client(app, "8.2").get("/service/webhooks").json()
+    assert len(listed) == len(EXPECTED[backend]["/service/webhooks"])
     assert all(w["status"] == "created" for w in listed)
-    with upgraded.backend.engine.transaction(write=False) as tx:
+    with app.backend.engine.transaction(write=False) as tx:
         assert tx.select(WEBHOOKS.name, ["seq"], col("id").isnull()).num_rows == 0
         stored = sorted(tx.select(WEBHOOKS.name, ["id"]).column("id").to_pylist())
     assert stored == sorted(w["id"] for w in listed)
     for webhook in listed:
-        assert client(upgraded, "8.2").get(f"/service/webhooks/{webhook['id']}").json() == webhook
+        assert client(app, "8.2").get(f"/service/webhooks/{webhook['id']}").json() == webhook
