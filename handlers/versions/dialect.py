@@ -14,3 +14,21 @@ class Dialect:
     def service(self, info: Json) -> Json:
         """``GET /service``: the stored service information, as this version shows it."""
         return {**info, "api_version": self.version}
+
+    # --- flows -----------------------------------------------------------------------------
+    def flow(self, doc: Json) -> Json:
+        """A stored flow as this version shows it (every response carrying a flow uses this)."""
+        return doc
+
+    def flow_collection(self, items: list[Json]) -> list[Json]:
+        """A flow's ``flow_collection`` (ordered) as this version shows it."""
+        return items
+
+    def flow_put(self, body: Json) -> Json:
+        """A flow PUT body of this version, as the store (the newest version's superset) takes it."""
+        return body
+
+    # --- sources ---------------------------------------------------------------------------
+    def source(self, doc: Json) -> Json:
+        """A stored source as this version shows it."""
+        return doc
