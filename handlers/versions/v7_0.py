@@ -35,6 +35,10 @@ def _with_roles(items: list[Json]) -> list[Json]:
     return [item if "role" in item else {**item, "role": ""} for item in items]
 
 
+# /service fields that 8.1 added (how long allocated objects and presigned URLs stay usable).
+SERVICE_FIELDS_SINCE_81 = ("min_object_timeout", "min_presigned_url_timeout")
+
+
 @dataclass(frozen=True)
 class Dialect70(Dialect):
     def flow(self, doc: Json) -> Json:
@@ -66,6 +70,12 @@ class Dialect70(Dialect):
         if not doc.get("source_collection"):
             return doc
         return {**doc, "source_collection": _with_roles(doc["source_collection"])}
+
+    def service(self, info: Json) -> Json:
+        shown = super().service(info)
+        for name in SERVICE_FIELDS_SINCE_81:
+            shown.pop(name, None)
+        return shown
 
 
 DIALECT = Dialect70("7.0")
