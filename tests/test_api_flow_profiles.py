@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import test_upgrade
 from conftest import AUDIO, FLOW_TEMPLATES, VIDEO, TamsClient, fresh_app, new_id
 
 from tams_server.auth import required_scope
 
 V82 = pytest.mark.versions("8.2")
+upgraded = test_upgrade.upgraded  # the fixture: the 7.0-only release's data directory, opened
+upgrade_client = test_upgrade.client
 # Tests of both versions at once (a 7.0 and an 8.2 client of one store) run once.
 BOTH = pytest.mark.versions("7.0")
 
@@ -304,3 +307,19 @@ def test_collections_without_roles_seen_from_7_0(both: tuple[TamsClient, TamsCli
     order = [{"id": a["id"], "role": "x"}, {"id": b["id"], "role": "y"}]
     assert c70.put(f"/flows/{multi['id']}/flow_collection", json=order).status_code == 204
     assert c82.get(f"/flows/{multi['id']}/flow_collection").json() == order
+
+
+def test_a_video_flow_without_frame_rate_from_the_7_0_release_reads_as_vfr_under_8_2(upgraded: Any) -> None:
+    """A flow the 7.0-only release stored without frame_rate (and so without vfr)."""
+    c82, c70 = upgrade_client(upgraded, "8.2"), upgrade_client(upgraded, "7.0")
+    legacy = [
+        f for f in c70.get("/flows").json() if f["format"] == VIDEO and "frame_rate" not in f["essence_parameters"]
+    ]
+    assert legacy
+    for flow in legacy:
+        assert c82.get(f"/flows/{flow['id']}").json()["essence_parameters"]["vfr"] is True
+        assert "vfr" not in c70.get(f"/flows/{flow['id']}").json()["essence_parameters"]
+    assert all(
+        "frame_rate" in f["essence_parameters"] or f["essence_parameters"]["vfr"]
+        for f in c82.get("/flows", params={"format": VIDEO}).json()
+    )

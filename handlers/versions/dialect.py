@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from backends.base import Json
 
+VIDEO = "urn:x-nmos:format:video"
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -17,7 +19,16 @@ class Dialect:
 
     # --- flows -----------------------------------------------------------------------------
     def flow(self, doc: Json) -> Json:
-        """A stored flow as this version shows it (every response carrying a flow uses this)."""
+        """A stored flow as this version shows it (every response carrying a flow uses this).
+
+        A video flow stored without ``frame_rate`` and without ``vfr`` (written by the 7.0-only
+        release, before 7.0 PUTs were stored with ``vfr: true``) is shown with ``vfr: true``, the
+        only valid 8.x form of it.
+        """
+        params = doc.get("essence_parameters")
+        legacy = isinstance(params, dict) and "frame_rate" not in params and "vfr" not in params
+        if doc.get("format") == VIDEO and legacy:
+            return {**doc, "essence_parameters": {**params, "vfr": True}}
         return doc
 
     def flow_collection(self, items: list[Json]) -> list[Json]:

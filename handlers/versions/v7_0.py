@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.base import Json
-from handlers.versions.dialect import Dialect
+from handlers.versions.dialect import VIDEO, Dialect
 
-VIDEO = "urn:x-nmos:format:video"
 MULTI = "urn:x-nmos:format:multi"
 # Flow fields 7.0 does not have.
 FLOW_FIELDS_8X = ("profile_id", "status")
