@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from backends.base import Json, ProfileQuery, current_actor
 from backends.errors import BadRequest
+from backends.rules import ensure_writable
 
 # What a profile describes, and what a flow PUT naming a profile must leave out.
 TECHNICAL_FLOW_FIELDS = (
@@ -81,6 +82,8 @@ def _technical(flow: Json) -> Json:
 
 def expand_flow(body: Json, existing: Json | None, profile_of: Callable[[str], Json | None]) -> Json:
     """The flow body to store for a PUT, with a named profile expanded (see the module rules)."""
+    if existing is not None:
+        ensure_writable(existing)  # a read-only flow refuses any PUT (403) before its content is judged
     profile_id = body.get("profile_id")
     if profile_id == "":
         return {k: v for k, v in body.items() if k != "profile_id"}

@@ -202,6 +202,15 @@ def test_unlinking_a_profile(client: TamsClient) -> None:
     assert put(client, {**common, "profile_id": ""}).status_code == 400
 
 
+@V82
+def test_a_read_only_profiled_flow_refuses_any_put(client: TamsClient) -> None:
+    flow = profiled_flow(client, post_profile(client)["id"])
+    assert client.put(f"/flows/{flow['id']}/read_only", json=True).status_code == 204
+    common = {"id": flow["id"], "source_id": flow["source_id"]}
+    assert put(client, {**common, **PROXY_VIDEO}).status_code == 403
+    assert put(client, {**common, "profile_id": flow["profile_id"], "label": "x"}).status_code == 403
+
+
 @BOTH
 def test_a_profiled_flow_seen_from_7_0(both: tuple[TamsClient, TamsClient]) -> None:
     c70, c82 = both
