@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import test_upgrade
-from conftest import AUDIO, FLOW_TEMPLATES, VIDEO, TamsClient, fresh_app, new_id
+from conftest import AUDIO, FLOW_TEMPLATES, VIDEO, TamsClient, app_settings, fresh_app, new_id
+from starlette.testclient import TestClient
 
-from tams_server.auth import required_scope
+from tams_server.app import create_app
+from tams_server.auth import CredentialStore, required_scope
 
 V82 = pytest.mark.versions("8.2")
 upgraded = test_upgrade.upgraded  # the fixture: the 7.0-only release's data directory, opened
@@ -129,10 +132,18 @@ def test_profiles_are_filtered_and_paged(client: TamsClient) -> None:
     assert head.status_code == 200 and "x-paging-nextkey" in head.headers
 
 
-def test_creating_a_profile_needs_admin() -> None:
+def test_creating_a_profile_needs_admin(tmp_path: Path) -> None:
     assert required_scope("POST", f"/service/profiles/{new_id()}") == "admin"
     assert required_scope("GET", f"/service/profiles/{new_id()}") == "read"
     assert required_scope("GET", "/service/profiles") == "read"
+    store = CredentialStore(tmp_path / "credentials.json")
+    editor = store.add_token("editor", ["read", "write", "delete"])
+    settings = app_settings(data_dir=str(tmp_path), versions=["7.0", "8.2"], default_version="8.2")
+    client = TestClient(create_app(settings), headers={"Authorization": f"Bearer {editor}"})
+    body = profile_body(HOUSE_VIDEO)
+    for base in ("", "/v8.2"):
+        assert client.post(f"{base}/service/profiles/{body['id']}", json=body).status_code == 403
+        assert client.get(f"{base}/service/profiles").status_code == 200
 
 
 # --- flows from profiles -----------------------------------------------------------------
