@@ -343,3 +343,21 @@ def test_a_video_flow_without_frame_rate_from_the_7_0_release_reads_as_vfr_under
         "frame_rate" in f["essence_parameters"] or f["essence_parameters"]["vfr"]
         for f in c82.get("/flows", params={"format": VIDEO}).json()
     )
+
+
+def test_profiles_and_profiled_flows_survive_a_restart_of_the_local_store(tmp_path: Path) -> None:
+    settings = app_settings(backend="local", data_dir=str(tmp_path), versions=["7.0", "8.2"], default_version="8.2")
+    app = create_app(settings)
+    with TamsClient(app, "8.2") as c82:
+        profile = post_profile(c82)
+        flow = profiled_flow(c82, profile["id"])
+    app.backend.close()
+    app = create_app(settings)
+    try:
+        with TamsClient(app, "8.2") as c82:
+            assert c82.get(f"/service/profiles/{profile['id']}").json() == profile
+            assert c82.get(f"/flows/{flow['id']}").json()["profile_id"] == profile["id"]
+            again = profile_body(HOUSE_VIDEO, profile["id"])
+            assert c82.post(f"/service/profiles/{profile['id']}", json=again).status_code == 400
+    finally:
+        app.backend.close()
