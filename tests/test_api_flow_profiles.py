@@ -17,8 +17,6 @@ from tams_server.app import create_app
 from tams_server.auth import CredentialStore, required_scope
 
 V82 = pytest.mark.versions("8.2")
-upgraded = test_upgrade.upgraded  # the fixture: the 7.0-only release's data directory, opened
-upgrade_client = test_upgrade.client
 # Tests of both versions at once (a 7.0 and an 8.2 client of one store) run once.
 BOTH = pytest.mark.versions("7.0")
 
@@ -329,9 +327,10 @@ def test_collections_without_roles_seen_from_7_0(both: tuple[TamsClient, TamsCli
     assert c82.get(f"/flows/{multi['id']}/flow_collection").json() == order
 
 
-def test_a_video_flow_without_frame_rate_from_the_7_0_release_reads_as_vfr_under_8_2(upgraded: Any) -> None:
+def test_a_video_flow_without_frame_rate_from_the_7_0_release_reads_as_vfr_under_8_2(tmp_path: Path) -> None:
     """A flow the 7.0-only release stored without frame_rate (and so without vfr)."""
-    c82, c70 = upgrade_client(upgraded, "8.2"), upgrade_client(upgraded, "7.0")
+    app = test_upgrade.open_local(tmp_path)  # the 7.0-only release's data directory (local backend)
+    c82, c70 = test_upgrade.client(app, "8.2"), test_upgrade.client(app, "7.0")
     legacy = [
         f for f in c70.get("/flows").json() if f["format"] == VIDEO and "frame_rate" not in f["essence_parameters"]
     ]
@@ -343,6 +342,7 @@ def test_a_video_flow_without_frame_rate_from_the_7_0_release_reads_as_vfr_under
         "frame_rate" in f["essence_parameters"] or f["essence_parameters"]["vfr"]
         for f in c82.get("/flows", params={"format": VIDEO}).json()
     )
+    app.backend.close()
 
 
 def test_profiles_and_profiled_flows_survive_a_restart_of_the_local_store(tmp_path: Path) -> None:
