@@ -361,3 +361,24 @@ def test_profiles_and_profiled_flows_survive_a_restart_of_the_local_store(tmp_pa
             assert c82.post(f"/service/profiles/{profile['id']}", json=again).status_code == 400
     finally:
         app.backend.close()
+
+
+@V82
+def test_flow_events_are_shown_to_a_7_0_registration_as_7_0_flows(client: TamsClient) -> None:
+    from test_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        with TamsClient(client.app, "7.0") as c70:
+            body = {"url": receiver.url + "/70", "events": ["flows/created"]}
+            assert c70.post("/service/webhooks", json=body).status_code in (200, 201)
+            hook82 = {"url": receiver.url + "/82", "events": ["flows/created"]}
+            assert client.post("/service/webhooks", json=hook82).status_code == 201
+            flow = profiled_flow(client, post_profile(client)["id"])
+            assert client.app.webhooks.wait_idle(10)
+        by_path = {r["path"]: r["body"]["event"]["flow"] for r in receiver.received}
+        assert by_path["/hook/82"]["profile_id"] == flow["profile_id"]
+        assert "profile_id" not in by_path["/hook/70"]
+        assert by_path["/hook/70"]["codec"] == HOUSE_VIDEO["codec"]
+    finally:
+        receiver.server.shutdown()
