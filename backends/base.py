@@ -132,6 +132,13 @@ class FlowQuery:
 
 
 @dataclass(frozen=True)
+class ProfileQuery:
+    format: str | None = None
+    codec: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class SegmentQuery:
     timerange: TimeRange = field(default_factory=TimeRange.eternity)
     object_id: str | None = None
@@ -292,6 +299,17 @@ class Backend(abc.ABC):
         """A status change the server makes (``events.server_status``); False when it does not
         apply (the registration is gone, or a client changed its status meanwhile)."""
         raise NotSupported("webhooks are not supported by this server")
+
+    # --- flow profiles (TAMS 8.x) ----------------------------------------------------------
+    def list_profiles(self, query: ProfileQuery, page: PageRequest) -> Page[Json]:
+        raise NotSupported("flow profiles are not supported by this backend")
+
+    def get_profile(self, profile_id: str) -> Json:
+        raise NotSupported("flow profiles are not supported by this backend")
+
+    def create_profile(self, profile_id: str, profile: Json) -> Json:
+        """Store a new profile and return it; an existing id is refused (profiles are immutable)."""
+        raise NotSupported("flow profiles are not supported by this backend")
 
     # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:

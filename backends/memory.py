@@ -7,6 +7,7 @@ start; as they never overlap, the ones overlapping a query are a contiguous run 
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 from sortedcontainers import SortedKeyList
 
-from backends import deletion, events, rules
+from backends import deletion, events, profiles, rules
 from backends.base import (
     Backend,
     BackendServices,
@@ -28,6 +29,7 @@ from backends.base import (
     Json,
     Page,
     PageRequest,
+    ProfileQuery,
     SegmentPage,
     SegmentQuery,
     SourceField,
@@ -84,6 +86,7 @@ class MemoryBackend(Backend):
         self._segments: dict[str, SortedKeyList] = {}
         self._objects: dict[str, _Object] = {}
         self._allocations: dict[str, set[str]] = {}  # flow id -> objects it allocated, not yet registered
+        self._profiles: dict[str, Json] = {}
 
     # --- service -----------------------------------------------------------------------------
     def service_info(self) -> Json:
@@ -185,6 +188,7 @@ class MemoryBackend(Backend):
         with self._lock:
             existing = self._flows.get(flow_id)
             stamp = rules.now()
+            flow = profiles.expand_flow(flow, existing, self._profiles.get)
             stored = rules.prepare_flow(flow_id, flow, existing, stamp)
             rules.check_collection(stored, lambda f: f in self._flows)
             if existing is not None:
@@ -262,6 +266,7 @@ class MemoryBackend(Backend):
             flow = self._flow(flow_id)
             if name != "read_only":
                 rules.ensure_writable(flow)
+            profiles.check_field_change(flow, name)
             if name == "flow_collection":
                 rules.check_collection({**flow, "flow_collection": value or []}, lambda f: f in self._flows)
                 self._drop_collection_edges(flow)
@@ -545,6 +550,27 @@ class MemoryBackend(Backend):
                 return False
             self._webhooks[webhook_id] = changed
             return True
+
+    # --- flow profiles -----------------------------------------------------------------------
+    def list_profiles(self, query: ProfileQuery, page: PageRequest) -> Page[Json]:
+        with self._lock:
+            chosen = [copy.deepcopy(self._profiles[i]) for i in sorted(self._profiles)]
+            return _paged([p for p in chosen if profiles.matches_profile(p, query)], page, key="id")
+
+    def get_profile(self, profile_id: str) -> Json:
+        with self._lock:
+            profile = self._profiles.get(profile_id)
+            if profile is None:
+                raise NotFound(f"profile {profile_id} not found")
+            return copy.deepcopy(profile)
+
+    def create_profile(self, profile_id: str, profile: Json) -> Json:
+        stored = profiles.new_profile(profile_id, copy.deepcopy(profile), rules.now())
+        with self._lock:
+            if profile_id in self._profiles:
+                raise profiles.already_exists(profile_id)
+            self._profiles[profile_id] = stored
+            return copy.deepcopy(stored)
 
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:

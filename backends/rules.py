@@ -257,13 +257,13 @@ def source_collections(
         for item in flow.get("flow_collection") or []:
             member_source = source_of(item["id"])
             if member_source is not None and member_source != source_id:
-                items.setdefault(
-                    (member_source, item["role"]),
-                    {"id": member_source, "role": item["role"]},
-                )
+                # A role is optional from TAMS 8.0: an item without one stays without one.
+                role = item.get("role")
+                entry = {"id": member_source} if role is None else {"id": member_source, "role": role}
+                items.setdefault((member_source, role), entry)
     collectors = {source_of(f) for f in collectors_of_flows}
     collected_by = sorted(s for s in collectors if s is not None and s != source_id)
-    return sorted(items.values(), key=lambda i: (i["id"], i["role"])), collected_by
+    return sorted(items.values(), key=lambda i: (i["id"], i.get("role", ""))), collected_by
 
 
 def source_view(source: Json, collection: list[Json], collected_by: list[str]) -> Json:

@@ -8,6 +8,7 @@ from backends.base import FlowQuery, Json
 from handlers import _params
 from handlers._deletion import deletion_response
 from handlers._properties import flow_field, flow_tags
+from handlers.versions import dialect
 from tams_server.context import backend
 
 
@@ -33,16 +34,16 @@ def get_flows(
         timerange=_params.timerange(timerange),
     )
     result = backend().list_flows(query, _params.page_request(limit, page))
-    return result.items, 200, _params.paging_headers(result)
+    return [dialect().flow(f) for f in result.items], 200, _params.paging_headers(result)
 
 
 def get_flows_flow_id(flow_id: str, include_timerange: bool = False, timerange: str | None = None) -> Any:
-    return backend().get_flow(flow_id, bool(include_timerange), _params.timerange(timerange)), 200
+    return dialect().flow(backend().get_flow(flow_id, bool(include_timerange), _params.timerange(timerange))), 200
 
 
 def put_flows_flow_id(flow_id: str, body: Json) -> Any:
-    flow, created = backend().put_flow(flow_id, body)
-    return (flow, 201) if created else (None, 204)
+    flow, created = backend().put_flow(flow_id, dialect().flow_put(body))
+    return (dialect().flow(flow), 201) if created else (None, 204)
 
 
 def delete_flows_flow_id(flow_id: str) -> Any:
@@ -70,10 +71,17 @@ def get_flows_flow_id_read_only(flow_id: str) -> Any:
 
 
 (
-    get_flows_flow_id_flow_collection,
+    _get_flow_collection,
     put_flows_flow_id_flow_collection,
     delete_flows_flow_id_flow_collection,
 ) = flow_field("flow_collection")
+
+
+def get_flows_flow_id_flow_collection(flow_id: str) -> Any:
+    items, status = _get_flow_collection(flow_id)
+    return dialect().flow_collection(items), status
+
+
 (
     get_flows_flow_id_max_bit_rate,
     put_flows_flow_id_max_bit_rate,

@@ -7,6 +7,7 @@ from typing import Any
 from backends.base import SourceQuery
 from handlers import _params
 from handlers._properties import source_field, source_tags
+from handlers.versions import dialect
 from tams_server.context import backend
 
 
@@ -18,11 +19,11 @@ def get_sources(
 ) -> Any:
     query = SourceQuery(label=label, format=format_, tags=_params.tag_filter())
     result = backend().list_sources(query, _params.page_request(limit, page))
-    return result.items, 200, _params.paging_headers(result)
+    return [dialect().source(s) for s in result.items], 200, _params.paging_headers(result)
 
 
 def get_sources_source_id(source_id: str) -> Any:
-    return backend().get_source(source_id), 200
+    return dialect().source(backend().get_source(source_id)), 200
 
 
 (

@@ -62,6 +62,9 @@ def required_scope(method: str, path: str) -> str:
     webhooks = path == "/service/webhooks" or path.startswith("/service/webhooks/")
     if webhooks or (path == "/service" and method == "POST"):
         return "admin"
+    if method == "POST" and path.startswith("/service/profiles/"):
+        # Profiles are store-wide house formats that can never be changed or removed: admin only.
+        return "admin"
     return {"GET": "read", "HEAD": "read", "PUT": "write", "POST": "write", "DELETE": "delete"}.get(method, "admin")
 
 

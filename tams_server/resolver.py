@@ -30,6 +30,7 @@ TAG_MODULES = {
     "MediaStorage": "handlers.storage",
     "FlowDeleteRequests": "handlers.delete_requests",
     "Webhooks": "handlers.webhooks",
+    "Profiles": "handlers.profiles",
 }
 
 

@@ -221,6 +221,9 @@ class TabularCore(Backend):
         def _save_references(self, tx: Transaction, flow_id: str, references: dict[str, _ObjectState]) -> None: ...
         def _drop_references(self, tx: Transaction, flow_id: str, object_ids: list[str]) -> None: ...
 
+        # profiles
+        def _profile_or_none(self, tx: Transaction, profile_id: str) -> Json | None: ...
+
         # deletions
         def _start_deletion(
             self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from backends import events, rules
+from backends import events, profiles, rules
 from backends.base import FlowField, FlowQuery, Json, Page, PageRequest
 from backends.errors import NotFound
 from backends.tabular.core import TabularCore, _Effects
@@ -113,7 +113,10 @@ class FlowsMixin(TabularCore):
         def body(tx: Transaction, fx: _Effects) -> tuple[Json, bool]:
             existing = self._flow_or_none(tx, flow_id)
             stamp = rules.now()
-            stored = rules.prepare_flow(flow_id, flow, existing.flow if existing else None, stamp)
+            body_flow = profiles.expand_flow(
+                flow, existing.flow if existing else None, lambda p: self._profile_or_none(tx, p)
+            )
+            stored = rules.prepare_flow(flow_id, body_flow, existing.flow if existing else None, stamp)
             rules.check_collection(stored, lambda f: self._flow_exists(tx, f))
             record = _FlowRecord(
                 stored,
@@ -218,6 +221,7 @@ class FlowsMixin(TabularCore):
             flow = record.flow
             if name != "read_only":
                 rules.ensure_writable(flow)
+            profiles.check_field_change(flow, name)
             if name == "flow_collection":
                 rules.check_collection({**flow, "flow_collection": value or []}, lambda f: self._flow_exists(tx, f))
                 self._drop_collection_edges(tx, flow_id)

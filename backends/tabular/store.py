@@ -16,7 +16,8 @@ engine runs it unchanged.
 * ``objects``: storage allocation, objects and the segments referencing them, reclamation, S3
   stores;
 * ``deletions``: deletion requests and the background worker's chunks;
-* ``webhooks``: webhook registrations.
+* ``webhooks``: webhook registrations;
+* ``profiles``: flow profiles (TAMS 8.x).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from backends.tabular.deletions import DeletionsMixin
 from backends.tabular.flows import FlowsMixin
 from backends.tabular.objects import ObjectsMixin, new_storage_id, s3_stores
+from backends.tabular.profiles import ProfilesMixin
 from backends.tabular.segments import SegmentsMixin
 from backends.tabular.service import ServiceMixin
 from backends.tabular.sources import SourcesMixin
@@ -35,7 +37,14 @@ __all__ = ["TabularBackend", "new_storage_id", "persistent_value", "s3_stores"]
 
 
 class TabularBackend(
-    ServiceMixin, SourcesMixin, FlowsMixin, SegmentsMixin, ObjectsMixin, DeletionsMixin, WebhooksMixin
+    ServiceMixin,
+    SourcesMixin,
+    FlowsMixin,
+    SegmentsMixin,
+    ObjectsMixin,
+    DeletionsMixin,
+    WebhooksMixin,
+    ProfilesMixin,
 ):
     """A TAMS store whose state lives in the tables of ``engine``; media in ``stores``."""
 

@@ -3,7 +3,7 @@
 Tables (see ``TABLES``)
     ``meta`` (service info, persistent ids), ``sources``, ``flows``, ``flow_collections`` (who
     collects whom), ``segments``, ``objects``, ``object_flows`` (segment count per object and
-    flow), ``webhooks``, ``delete_requests``. Documents (a flow, a source, a webhook, a deletion
+    flow), ``webhooks``, ``delete_requests``, ``profiles``. Documents (a flow, a source, a webhook, a deletion
     request) are JSON in a ``doc`` column; what is filtered on is in columns of its own.
 
 Rows that only one resource reads or writes are converted in that resource's module (segments in
@@ -104,7 +104,25 @@ DELETE_REQUESTS = TableSpec(
     lookup=("id",),
     order=("seq",),
 )
-TABLES = (META, SOURCES, FLOWS, COLLECTIONS, SEGMENTS, OBJECTS, OBJECT_FLOWS, WEBHOOKS, DELETE_REQUESTS)
+# Flow profiles (TAMS 8.x): immutable, so written once; filtered on format, codec and label.
+PROFILES = TableSpec(
+    "profiles",
+    _schema(("id", _S), ("format", _S), ("codec", _S), ("label", _S), ("doc", _S)),
+    lookup=("id",),
+    order=("id",),
+)
+TABLES = (
+    META,
+    SOURCES,
+    FLOWS,
+    COLLECTIONS,
+    SEGMENTS,
+    OBJECTS,
+    OBJECT_FLOWS,
+    WEBHOOKS,
+    DELETE_REQUESTS,
+    PROFILES,
+)
 
 
 # --- rows <-> TAMS values ----------------------------------------------------------------------

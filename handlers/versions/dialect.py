@@ -8,6 +8,8 @@ from typing import ClassVar
 from backends import events
 from backends.base import Json
 
+VIDEO = "urn:x-nmos:format:video"
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -16,6 +18,33 @@ class Dialect:
     def service(self, info: Json) -> Json:
         """``GET /service``: the stored service information, as this version shows it."""
         return {**info, "api_version": self.version}
+
+    # --- flows -----------------------------------------------------------------------------
+    def flow(self, doc: Json) -> Json:
+        """A stored flow as this version shows it (every response carrying a flow uses this).
+
+        A video flow stored without ``frame_rate`` and without ``vfr`` (written by the 7.0-only
+        release, before 7.0 PUTs were stored with ``vfr: true``) is shown with ``vfr: true``, the
+        only valid 8.x form of it.
+        """
+        params = doc.get("essence_parameters")
+        legacy = isinstance(params, dict) and "frame_rate" not in params and "vfr" not in params
+        if doc.get("format") == VIDEO and legacy:
+            return {**doc, "essence_parameters": {**params, "vfr": True}}
+        return doc
+
+    def flow_collection(self, items: list[Json]) -> list[Json]:
+        """A flow's ``flow_collection`` (ordered) as this version shows it."""
+        return items
+
+    def flow_put(self, body: Json) -> Json:
+        """A flow PUT body of this version, as the store (the newest version's superset) takes it."""
+        return body
+
+    # --- sources ---------------------------------------------------------------------------
+    def source(self, doc: Json) -> Json:
+        """A stored source as this version shows it."""
+        return doc
 
     # --- webhooks ----------------------------------------------------------------------------
     # Whether a persistent delivery failure moves a registration made under this version to ``error``.
@@ -31,6 +60,10 @@ class Dialect:
 
     def event_payload(self, event_type: str, payload: Json) -> Json:
         """An event's payload as this version shows it (stored documents are the newest version's)."""
+        if isinstance(payload.get("flow"), dict):
+            payload = {**payload, "flow": self.flow(payload["flow"])}
+        if isinstance(payload.get("source"), dict):
+            payload = {**payload, "source": self.source(payload["source"])}
         return payload
 
     def webhook_event(self, webhook: Json, event: events.Event) -> Json:

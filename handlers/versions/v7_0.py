@@ -1,4 +1,20 @@
-"""TAMS 7.0: how a 7.0 client sees the store, and the operations that behave differently in 7.0."""
+"""TAMS 7.0: how a 7.0 client sees the store, and the operations that behave differently in 7.0.
+
+Flows, as 7.0 sees the 8.2 superset the store keeps:
+
+- 8.x-only flow fields are not shown: ``profile_id`` (a profiled flow shows its expanded
+  technical metadata, which is all a 7.0 client needs) and ``status``; in ``essence_parameters``
+  (closed objects in 7.0) ``vfr`` and ``init_segments``; a multi flow, which has no
+  ``essence_parameters`` in 7.0, loses them.
+- Collection items need a ``role`` in 7.0 and only may have one in 8.x: an item stored without
+  a role is shown with ``role: ""`` (flow and source collections alike). The order of a
+  ``flow_collection`` is kept as stored.
+- A video flow without ``frame_rate`` is valid in 7.0 ("unknown or variable") but not in 8.x
+  unless ``vfr`` is true. A 7.0 PUT of such a flow is stored with ``vfr: true`` added, so the
+  8.2 view is valid and says the frame rate is not constant; the 7.0 view strips ``vfr`` again,
+  so a 7.0 client reads back exactly what it wrote. (Refusing such flows under 7.0 would break
+  7.0 clients that write them legitimately.)
+"""
 
 from __future__ import annotations
 
@@ -9,9 +25,20 @@ from typing import Any, ClassVar
 from backends import events
 from backends.base import Json
 from backends.errors import BadRequest, NotFound
-from handlers.versions.dialect import Dialect
+from handlers.versions.dialect import VIDEO, Dialect
 from tams_server import context
 from tams_server.context import backend
+
+MULTI = "urn:x-nmos:format:multi"
+# Flow fields 7.0 does not have.
+FLOW_FIELDS_8X = ("profile_id", "status")
+# essence_parameters fields 7.0 does not have (7.0 essence_parameters are closed objects).
+ESSENCE_FIELDS_8X = ("vfr", "init_segments")
+
+
+def _with_roles(items: list[Json]) -> list[Json]:
+    return [item if "role" in item else {**item, "role": ""} for item in items]
+
 
 # What 7.0 registrations neither send nor see (statuses and ids came with 8.0, ADR-0037).
 WEBHOOK_FIELDS_SINCE_8 = ("id", "status", "error", *events.FIELDS_SINCE_8)
@@ -22,6 +49,36 @@ SERVICE_FIELDS_SINCE_81 = ("min_object_timeout", "min_presigned_url_timeout")
 
 @dataclass(frozen=True)
 class Dialect70(Dialect):
+    def flow(self, doc: Json) -> Json:
+        out = {k: v for k, v in doc.items() if k not in FLOW_FIELDS_8X}
+        params = out.get("essence_parameters")
+        if isinstance(params, dict):
+            params = {k: v for k, v in params.items() if k not in ESSENCE_FIELDS_8X}
+            if out.get("format") == MULTI and not params:
+                del out["essence_parameters"]
+            else:
+                out["essence_parameters"] = params
+        if out.get("flow_collection"):
+            out["flow_collection"] = _with_roles(out["flow_collection"])
+        return out
+
+    def flow_collection(self, items: list[Json]) -> list[Json]:
+        return _with_roles(items)
+
+    def flow_put(self, body: Json) -> Json:
+        # 7.0 has no profiles: a profile_id a 7.0 client sends means nothing and is dropped (the
+        # link of a profiled flow is then kept while its technical metadata is left unchanged).
+        body = {k: v for k, v in body.items() if k != "profile_id"}
+        params = body.get("essence_parameters")
+        if body.get("format") == VIDEO and isinstance(params, dict) and "frame_rate" not in params:
+            return {**body, "essence_parameters": {**params, "vfr": True}}
+        return body
+
+    def source(self, doc: Json) -> Json:
+        if not doc.get("source_collection"):
+            return doc
+        return {**doc, "source_collection": _with_roles(doc["source_collection"])}
+
     def service(self, info: Json) -> Json:
         shown = super().service(info)
         for name in SERVICE_FIELDS_SINCE_81:
@@ -42,6 +99,7 @@ class Dialect70(Dialect):
 
     def event_payload(self, event_type: str, payload: Json) -> Json:
         # Flow and source payloads go through here too, for 7.0 view rules of flows and sources.
+        payload = super().event_payload(event_type, payload)
         if event_type == events.SEGMENTS_ADDED:
             segments = [{k: v for k, v in s.items() if k != "object_timerange"} for s in payload["segments"]]
             payload = {**payload, "segments": segments}
