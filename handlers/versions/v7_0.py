@@ -10,6 +10,9 @@ from backends.base import Json, ListingOrder
 from handlers.versions.dialect import Dialect
 from tams_server.context import backend
 
+# /service fields that 8.1 added (how long allocated objects and presigned URLs stay usable).
+SERVICE_FIELDS_SINCE_81 = ("min_object_timeout", "min_presigned_url_timeout")
+
 
 @dataclass(frozen=True)
 class Dialect70(Dialect):
@@ -34,6 +37,12 @@ class Dialect70(Dialect):
     def flow(self, flow: Json) -> Json:
         # 7.0's flow schema is open: 8.x fields such as ``status`` may stay.
         return super().flow(flow)
+
+    def service(self, info: Json) -> Json:
+        shown = super().service(info)
+        for name in SERVICE_FIELDS_SINCE_81:
+            shown.pop(name, None)
+        return shown
 
 
 DIALECT = Dialect70("7.0")
