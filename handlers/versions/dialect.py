@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from backends import events
 from backends.base import Json
 
 
@@ -42,3 +43,23 @@ class Dialect:
         if not doc.get("tags"):
             return doc
         return {**doc, "tags": self.tags(doc["tags"])}
+
+    # --- webhooks ----------------------------------------------------------------------------
+    # Whether a persistent delivery failure moves a registration made under this version to ``error``.
+    webhook_error_status: ClassVar[bool] = True
+
+    def webhook_request(self, body: Json) -> Json:
+        """A registration body as this version's client sent it, marked with this version."""
+        return events.registration_request(body, self.version)
+
+    def webhook(self, webhook: Json) -> Json:
+        """A stored registration as this version shows it."""
+        return events.public_view(webhook)
+
+    def event_payload(self, event_type: str, payload: Json) -> Json:
+        """An event's payload as this version shows it (stored documents are the newest version's)."""
+        return payload
+
+    def webhook_event(self, webhook: Json, event: events.Event) -> Json:
+        """The body delivered to a registration made under this version."""
+        return events.body_for(webhook, event, self.event_payload)
