@@ -105,10 +105,28 @@ class SegmentPage(Page[Json]):
 
 @dataclass(frozen=True)
 class TagFilter:
-    """``tag.{name}=value`` (``equals``) and ``tag_exists.{name}=true|false`` (``exists``) filters."""
+    """``tag.{name}=...`` (``equals``) and ``tag_exists.{name}=true|false`` (``exists``) filters.
 
-    equals: Mapping[str, str] = field(default_factory=dict)
+    ``equals`` maps a tag name to the values it may have (any-of); how a query value becomes that
+    set depends on the API version (see ``handlers.versions``).
+    """
+
+    equals: Mapping[str, frozenset[str]] = field(default_factory=dict)
     exists: Mapping[str, bool] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.equals or self.exists)
+
+
+@dataclass(frozen=True)
+class ListingOrder:
+    """How a listing is sorted (ADR-0052): by the field ``key`` (missing values after the others,
+    ties and missing values by ``id``); ``newest_first`` for date keys, ascending otherwise;
+    ``reverse`` turns the whole order around."""
+
+    key: str = "created"
+    newest_first: bool = True
+    reverse: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,9 @@ class SourceQuery:
     label: str | None = None
     format: str | None = None
     tags: TagFilter = field(default_factory=TagFilter)
+    # None: no filter; (): sources no source collects; else collected by any of these.
+    collected_by_ids: tuple[str, ...] | None = None
+    order: ListingOrder = field(default_factory=ListingOrder)
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,12 @@ class FlowQuery:
     frame_height: int | None = None
     # None: no filter. An empty range selects flows without segments.
     timerange: TimeRange | None = None
+    status: str | None = None
+    profile_id: str | None = None
+    init_segments: bool | None = None
+    # None: no filter; (): flows no flow collects; else collected by any of these.
+    collected_by_ids: tuple[str, ...] | None = None
+    order: ListingOrder = field(default_factory=ListingOrder)
 
 
 @dataclass(frozen=True)
@@ -166,6 +193,8 @@ class UrlOptions:
     accept_storage_ids: tuple[str, ...] | None = None
     presigned: bool | None = None
     verbose_storage: bool = False
+    # storage_backend_tag.{name} / storage_backend_tag_exists.{name}: on the storage backend's tags.
+    storage_backend_tags: TagFilter = field(default_factory=TagFilter)
 
 
 @dataclass(frozen=True)
@@ -205,7 +234,7 @@ class Backend(abc.ABC):
     def get_source(self, source_id: str) -> Json: ...
 
     @abc.abstractmethod
-    def set_source_tag(self, source_id: str, name: str, value: str | None) -> None:
+    def set_source_tag(self, source_id: str, name: str, value: str | list[str] | None) -> None:
         """Set a tag, or remove it when ``value`` is None (NotFound if it was not set)."""
 
     @abc.abstractmethod
@@ -233,7 +262,7 @@ class Backend(abc.ABC):
         """Delete a flow and its segments: None when done, else a deletion request."""
 
     @abc.abstractmethod
-    def set_flow_tag(self, flow_id: str, name: str, value: str | None) -> None: ...
+    def set_flow_tag(self, flow_id: str, name: str, value: str | list[str] | None) -> None: ...
 
     @abc.abstractmethod
     def set_flow_field(self, flow_id: str, name: FlowField, value: Any) -> None:

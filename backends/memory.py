@@ -19,7 +19,7 @@ from typing import Any
 
 from sortedcontainers import SortedKeyList
 
-from backends import deletion, events, profiles, rules
+from backends import deletion, events, ordering, profiles, rules
 from backends.base import (
     Backend,
     BackendServices,
@@ -119,15 +119,15 @@ class MemoryBackend(Backend):
 
     def list_sources(self, query: SourceQuery, page: PageRequest) -> Page[Json]:
         with self._lock:
-            views = (self._source_view(i) for i in sorted(self._sources))
-            return _paged([v for v in views if rules.matches_source(v, query)], page, key="id")
+            views = (self._source_view(i) for i in self._sources)
+            return ordering.ordered_page([v for v in views if rules.matches_source(v, query)], query.order, page)
 
     def get_source(self, source_id: str) -> Json:
         with self._lock:
             self._source(source_id)
             return self._source_view(source_id)
 
-    def set_source_tag(self, source_id: str, name: str, value: str | None) -> None:
+    def set_source_tag(self, source_id: str, name: str, value: str | list[str] | None) -> None:
         with self._lock:
             _set_tag(self._source(source_id), name, value, "updated")
             self._events.publish(events.source_event(events.SOURCE_UPDATED, self._source_view(source_id)))
@@ -153,13 +153,14 @@ class MemoryBackend(Backend):
 
     def list_flows(self, query: FlowQuery, page: PageRequest) -> Page[Json]:
         with self._lock:
+            views = (self._flow_view(i) for i in self._flows)
             selected = [
-                self._flow_view(i)
-                for i in sorted(self._flows)
-                if rules.matches_flow(self._flows[i], query)
-                and rules.matches_flow_timerange(self._ranges_overlapping(i, query.timerange), query.timerange)
+                view
+                for view in views
+                if rules.matches_flow(view, query)
+                and rules.matches_flow_timerange(self._ranges_overlapping(view["id"], query.timerange), query.timerange)
             ]
-            return _paged(selected, page, key="id")
+            return ordering.ordered_page(selected, query.order, page)
 
     def _ranges_overlapping(self, flow_id: str, query: TimeRange | None) -> Iterable[TimeRange]:
         segments = self._segments.get(flow_id, ())
@@ -254,7 +255,7 @@ class MemoryBackend(Backend):
                 self._events.publish(events.flow_event(events.FLOW_DELETED, view, source, {"flow_id": flow_id}))
             self._leave_source(flow)
 
-    def set_flow_tag(self, flow_id: str, name: str, value: str | None) -> None:
+    def set_flow_tag(self, flow_id: str, name: str, value: str | list[str] | None) -> None:
         with self._lock:
             flow = self._flow(flow_id)
             rules.ensure_writable(flow)

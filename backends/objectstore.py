@@ -9,7 +9,8 @@ from __future__ import annotations
 import abc
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -24,6 +25,8 @@ class StorageBackendInfo:
     region: str | None = None
     availability_zone: str | None = None
     default_storage: bool = False
+    # Read-only tags (8.2, ADR-0055); none are configured today.
+    tags: Mapping[str, str | list[str]] = field(default_factory=dict, hash=False)
 
     def describe(self) -> dict[str, Any]:
         """The storage-backend fields that ``verbose_storage`` adds to each get_url."""
@@ -44,6 +47,7 @@ class StorageBackendInfo:
             "label": self.label,
             **self.describe(),
             "default_storage": self.default_storage,
+            **({"tags": dict(self.tags)} if self.tags else {}),
         }
 
 

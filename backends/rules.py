@@ -123,23 +123,52 @@ def segment_cursor_key(page: str) -> tuple[int, int, int]:
 # --- filters -------------------------------------------------------------------------------
 
 
+def tag_matches(value: Any, accepted: Iterable[str]) -> bool:
+    """A tag value has one of the accepted values: a list-valued tag when any element has one."""
+    accepted = set(accepted)
+    if isinstance(value, list):
+        return any(element in accepted for element in value)
+    return value in accepted
+
+
 def matches_tags(entity: Json, tags: TagFilter) -> bool:
+    """``tag.{name}`` (any-of, see ``tag_matches``) and ``tag_exists.{name}`` filters, ANDed."""
     have = entity.get("tags") or {}
-    if any(have.get(name) != value for name, value in tags.equals.items()):
+    if any(name not in have or not tag_matches(have[name], values) for name, values in tags.equals.items()):
         return False
     return all((name in have) == wanted for name, wanted in tags.exists.items())
 
 
+def matches_collected_by(collected_by: Iterable[str], wanted: tuple[str, ...] | None) -> bool:
+    """``collected_by_ids`` (ADR-0049): collected by any of ``wanted``; ``()`` selects the uncollected."""
+    if wanted is None:
+        return True
+    collectors = set(collected_by)
+    if not wanted:
+        return not collectors
+    return not collectors.isdisjoint(wanted)
+
+
 def matches_source(source: Json, query: SourceQuery) -> bool:
+    """Every source filter, on the source as listed (with its derived ``collected_by``)."""
     return (
         (query.label is None or source.get("label") == query.label)
         and (query.format is None or source.get("format") == query.format)
         and matches_tags(source, query.tags)
+        and matches_collected_by(source.get("collected_by") or (), query.collected_by_ids)
     )
 
 
+def uses_init_segments(flow: Json) -> bool:
+    """A flow's essence ``init_segments``; false when unset (as the flow schemas say)."""
+    return bool((flow.get("essence_parameters") or {}).get("init_segments", False))
+
+
 def matches_flow(flow: Json, query: FlowQuery) -> bool:
-    """Every flow filter except ``timerange``, which needs the flow's segments."""
+    """Every flow filter except ``timerange``, which needs the flow's segments.
+
+    ``collected_by_ids`` reads the flow's ``collected_by``: give the flow as listed (its view).
+    """
     params = flow.get("essence_parameters") or {}
     return (
         (query.source_id is None or flow.get("source_id") == query.source_id)
@@ -149,6 +178,10 @@ def matches_flow(flow: Json, query: FlowQuery) -> bool:
         and (query.frame_width is None or params.get("frame_width") == query.frame_width)
         and (query.frame_height is None or params.get("frame_height") == query.frame_height)
         and matches_tags(flow, query.tags)
+        and (query.status is None or flow.get("status") == query.status)
+        and (query.profile_id is None or flow.get("profile_id") == query.profile_id)
+        and (query.init_segments is None or uses_init_segments(flow) == query.init_segments)
+        and matches_collected_by(flow.get("collected_by") or (), query.collected_by_ids)
     )
 
 
@@ -219,7 +252,7 @@ def touch(entity: Json, stamp_field: str, stamp: str | None = None) -> None:
         entity["updated_by"] = current_actor()
 
 
-def set_tag(entity: Json, name: str, value: str | None, stamp_field: str) -> None:
+def set_tag(entity: Json, name: str, value: str | list[str] | None, stamp_field: str) -> None:
     """Set a tag, or remove it when ``value`` is None (NotFound if it was not set)."""
     tags = dict(entity.get("tags") or {})
     if value is None:
@@ -386,6 +419,11 @@ def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: Url
     """The segment's ``get_urls`` as a listing with these options shows them."""
     if options.accept_get_urls == ():
         return None
+    if options.storage_backend_tags:
+        controlled = [c for c in controlled if matches_tags({"tags": c.backend.tags}, options.storage_backend_tags)]
+        if not matches_tags({}, options.storage_backend_tags):
+            # Uncontrolled URLs belong to no storage backend: they have no storage backend tags.
+            segment = Segment(segment.object_id, segment.timerange, segment.fields, [])
     return filter_get_urls(all_get_urls(segment, controlled), options)
 
 

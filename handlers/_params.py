@@ -7,27 +7,56 @@ from urllib.parse import quote, urlencode
 
 from connexion import request
 
-from backends.base import Page, PageRequest, TagFilter, UrlOptions
+from backends.base import ListingOrder, Page, PageRequest, TagFilter, UrlOptions
 from backends.errors import BadRequest
 from backends.rules import decode_cursor, encode_cursor
 from backends.timerange import TimeRange
+from handlers.versions import dialect
 from tams_server import context
 
 Headers = dict[str, str]
 
 
-def tag_filter() -> TagFilter:
-    """``tag.{name}=value`` and ``tag_exists.{name}=true|false`` from the query string."""
-    equals: dict[str, str] = {}
+def tag_filter(prefix: str = "tag.", exists_prefix: str = "tag_exists.") -> TagFilter:
+    """``tag.{name}=...`` and ``tag_exists.{name}=true|false`` from the query string (or other prefixes).
+
+    What a ``tag.{name}`` value accepts depends on the API version (its dialect's ``tag_values``).
+    """
+    parse = dialect().tag_values
+    equals: dict[str, frozenset[str]] = {}
     exists: dict[str, bool] = {}
     for key, value in request.query_params.multi_items():
-        if key.startswith("tag."):
-            equals[key[len("tag.") :]] = value
-        elif key.startswith("tag_exists."):
+        if key.startswith(prefix):
+            equals[key[len(prefix) :]] = parse(value)
+        elif key.startswith(exists_prefix):
             if value not in ("true", "false"):
                 raise BadRequest(f"{key} must be true or false")
-            exists[key[len("tag_exists.") :]] = value == "true"
+            exists[key[len(exists_prefix) :]] = value == "true"
     return TagFilter(equals, exists)
+
+
+def listing_order(sort_by: str | None, reverse_order: bool | None, default: str = "created") -> ListingOrder:
+    """The order a listing asked for (ADR-0052): date keys newest first, ``label`` ascending."""
+    key = sort_by or default
+    return ListingOrder(key, newest_first=key != "label", reverse=bool(reverse_order))
+
+
+def order_scope(order: ListingOrder) -> str:
+    """What a page key of a listing in ``order`` is bound to (see ``page_request``)."""
+    return f"{order.key}|{order.reverse}"
+
+
+def listing_headers(result: Page[Any], order: ListingOrder) -> Headers:
+    """Paging headers of a sorted listing, with ``X-Paging-Count`` and ``X-Paging-Reverse-Order``."""
+    headers = paging_headers(result, order_scope(order))
+    headers["X-Paging-Count"] = str(len(result.items))
+    headers["X-Paging-Reverse-Order"] = "true" if order.reverse else "false"
+    return headers
+
+
+def collected_by_ids() -> tuple[str, ...] | None:
+    """``collected_by_ids``: None when absent, () when empty (the uncollected), else the ids."""
+    return _csv("collected_by_ids")
 
 
 def timerange(value: str | None) -> TimeRange | None:
@@ -53,6 +82,7 @@ def url_options(presigned: bool | None, verbose_storage: bool | None) -> UrlOpti
         accept_storage_ids=_csv("accept_storage_ids") or None,
         presigned=presigned,
         verbose_storage=bool(verbose_storage),
+        storage_backend_tags=tag_filter("storage_backend_tag.", "storage_backend_tag_exists."),
     )
 
 

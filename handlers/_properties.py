@@ -11,6 +11,7 @@ from typing import Any
 
 from backends.base import FlowField, Json, SourceField
 from backends.errors import NotFound
+from handlers.versions import dialect
 from tams_server.context import backend
 
 Handler = Callable[..., Any]
@@ -27,7 +28,7 @@ def _tag(entity: Json, name: str, what: str) -> Any:
     tags = entity.get("tags") or {}
     if name not in tags:
         raise NotFound(f"{what} has no tag {name!r}")
-    return tags[name], 200
+    return dialect().tag(tags[name]), 200
 
 
 def source_field(name: SourceField) -> tuple[Handler, Handler, Handler]:
@@ -62,12 +63,12 @@ def flow_field(name: FlowField) -> tuple[Handler, Handler, Handler]:
 
 def source_tags() -> tuple[Handler, Handler, Handler, Handler]:
     def get_all(source_id: str) -> Any:
-        return backend().get_source(source_id).get("tags") or {}, 200
+        return dialect().tags(backend().get_source(source_id).get("tags") or {}), 200
 
     def get(source_id: str, name: str) -> Any:
         return _tag(backend().get_source(source_id), name, f"source {source_id}")
 
-    def put(source_id: str, name: str, body: str) -> Any:
+    def put(source_id: str, name: str, body: str | list[str]) -> Any:
         backend().set_source_tag(source_id, name, body)
         return None, 204
 
@@ -80,12 +81,12 @@ def source_tags() -> tuple[Handler, Handler, Handler, Handler]:
 
 def flow_tags() -> tuple[Handler, Handler, Handler, Handler]:
     def get_all(flow_id: str) -> Any:
-        return backend().get_flow(flow_id).get("tags") or {}, 200
+        return dialect().tags(backend().get_flow(flow_id).get("tags") or {}), 200
 
     def get(flow_id: str, name: str) -> Any:
         return _tag(backend().get_flow(flow_id), name, f"flow {flow_id}")
 
-    def put(flow_id: str, name: str, body: str) -> Any:
+    def put(flow_id: str, name: str, body: str | list[str]) -> Any:
         backend().set_flow_tag(flow_id, name, body)
         return None, 204
 

@@ -22,7 +22,13 @@ def get_flows(
     frame_height: int | None = None,
     limit: int | None = None,
     page: str | None = None,
+    sort_by: str | None = None,
+    reverse_order: bool | None = None,
+    status: str | None = None,
+    profile_id: str | None = None,
+    init_segments: bool | None = None,
 ) -> Any:
+    order = _params.listing_order(sort_by, reverse_order)
     query = FlowQuery(
         source_id=source_id,
         format=format_,
@@ -32,13 +38,19 @@ def get_flows(
         frame_width=frame_width,
         frame_height=frame_height,
         timerange=_params.timerange(timerange),
+        status=status,
+        profile_id=profile_id,
+        init_segments=init_segments,
+        collected_by_ids=_params.collected_by_ids(),
+        order=order,
     )
-    result = backend().list_flows(query, _params.page_request(limit, page))
-    return [dialect().flow(f) for f in result.items], 200, _params.paging_headers(result)
+    result = backend().list_flows(query, _params.page_request(limit, page, _params.order_scope(order)))
+    return [dialect().flow(f) for f in result.items], 200, _params.listing_headers(result, order)
 
 
 def get_flows_flow_id(flow_id: str, include_timerange: bool = False, timerange: str | None = None) -> Any:
-    return dialect().flow(backend().get_flow(flow_id, bool(include_timerange), _params.timerange(timerange))), 200
+    flow = backend().get_flow(flow_id, bool(include_timerange), _params.timerange(timerange))
+    return dialect().flow(flow), 200
 
 
 def put_flows_flow_id(flow_id: str, body: Json) -> Any:

@@ -16,10 +16,19 @@ def get_sources(
     format_: str | None = None,
     limit: int | None = None,
     page: str | None = None,
+    sort_by: str | None = None,
+    reverse_order: bool | None = None,
 ) -> Any:
-    query = SourceQuery(label=label, format=format_, tags=_params.tag_filter())
-    result = backend().list_sources(query, _params.page_request(limit, page))
-    return [dialect().source(s) for s in result.items], 200, _params.paging_headers(result)
+    order = _params.listing_order(sort_by, reverse_order)
+    query = SourceQuery(
+        label=label,
+        format=format_,
+        tags=_params.tag_filter(),
+        collected_by_ids=_params.collected_by_ids(),
+        order=order,
+    )
+    result = backend().list_sources(query, _params.page_request(limit, page, _params.order_scope(order)))
+    return [dialect().source(s) for s in result.items], 200, _params.listing_headers(result, order)
 
 
 def get_sources_source_id(source_id: str) -> Any:

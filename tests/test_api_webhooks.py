@@ -198,7 +198,6 @@ def test_tag_filters(client) -> None:
     assert ids(**{"tag.team": "sport", "tag_exists.live": "false"}) == []
 
 
-@pytest.mark.xfail(reason="any-of tag filters and list-valued tags arrive with feat/listings", strict=False)
 def test_tag_filters_any_of_and_list_valued_tags(client) -> None:
     news = create(client, "https://hooks.example/1", tags={"team": "news"})
     both = create(client, "https://hooks.example/2", tags={"team": ["sport", "weather"]})

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from backends import events, profiles, rules
+from backends import events, ordering, profiles, rules
 from backends.base import FlowField, FlowQuery, Json, Page, PageRequest
 from backends.errors import NotFound
-from backends.tabular.core import TabularCore, _Effects
+from backends.tabular.core import SCAN_CHUNK, TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Transaction, col
 from backends.tabular.segments import overlapping
 from backends.tabular.tables import (
@@ -74,18 +74,19 @@ class FlowsMixin(TabularCore):
                 where &= col(column) == value
 
         def body(tx: Transaction) -> Page[Json]:
-            def views(rows: list[Json]) -> list[Json]:
-                records = [_flow_record(r) for r in rows]
-                chosen = [
-                    r
-                    for r in records
-                    if rules.matches_flow(r.flow, query)
+            def views(records: list[_FlowRecord]) -> list[Json]:
+                collectors = self._collectors_of(tx, [r.flow["id"] for r in records])
+                return [
+                    view
+                    for r, view in ((r, rules.flow_view(r.flow, collectors.get(r.flow["id"], ()))) for r in records)
+                    if rules.matches_flow(view, query)
                     and rules.matches_flow_timerange(self._ranges_overlapping(tx, r, query.timerange), query.timerange)
                 ]
-                collectors = self._collectors_of(tx, [r.flow["id"] for r in chosen])
-                return [rules.flow_view(r.flow, collectors.get(r.flow["id"], ())) for r in chosen]
 
-            return self._scan_page(tx, FLOWS, where, page, views)
+            # Sorted on the client (ADR-0052 orders by fields of the stored document); the filters
+            # above that the engine can apply narrow the rows read.
+            records = [_flow_record(r) for r in self._rows(tx, FLOWS, where)]
+            return ordering.ordered_scan(records, query.order, page, lambda r: r.flow, views, SCAN_CHUNK)
 
         return self._read(body)
 

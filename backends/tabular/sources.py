@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from backends import events, rules
+from backends import events, ordering, rules
 from backends.base import Json, Page, PageRequest, SourceField, SourceQuery
 from backends.errors import NotFound
-from backends.tabular.core import TabularCore, _Effects
+from backends.tabular.core import SCAN_CHUNK, TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Order, Transaction, col
 from backends.tabular.tables import FLOWS, SOURCES, _changes, _flow_record, _source_row
 
@@ -56,11 +56,13 @@ class SourcesMixin(TabularCore):
             where &= col("format") == query.format
 
         def body(tx: Transaction) -> Page[Json]:
-            def views(rows: list[Json]) -> list[Json]:
-                sources = [json.loads(r["doc"]) for r in rows]
+            def views(sources: list[Json]) -> list[Json]:
                 return [v for v in (self._source_view(tx, s) for s in sources) if rules.matches_source(v, query)]
 
-            return self._scan_page(tx, SOURCES, where, page, views)
+            # Sorted on the client by fields of the stored document (ADR-0052); views are made
+            # only for the sources a page needs.
+            sources = [json.loads(r["doc"]) for r in self._rows(tx, SOURCES, where)]
+            return ordering.ordered_scan(sources, query.order, page, lambda s: s, views, SCAN_CHUNK)
 
         return self._read(body)
 

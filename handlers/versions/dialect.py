@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from backends import events
 from backends.base import Json
@@ -19,14 +19,33 @@ class Dialect:
         """``GET /service``: the stored service information, as this version shows it."""
         return {**info, "api_version": self.version}
 
+    # --- tags ------------------------------------------------------------------------------
+    def tag_values(self, raw: str) -> frozenset[str]:
+        """The values a ``tag.{name}`` query value accepts: a comma-separated list, any-of."""
+        return frozenset(raw.split(","))
+
+    def tag(self, value: Any) -> Any:
+        """One tag value as this version shows it (stored values are strings or lists of strings)."""
+        return value
+
+    def tags(self, tags: Json) -> Json:
+        """A ``tags`` object as this version shows it."""
+        return {name: self.tag(value) for name, value in tags.items()}
+
+    def _with_tags(self, doc: Json) -> Json:
+        if not doc.get("tags"):
+            return doc
+        return {**doc, "tags": self.tags(doc["tags"])}
+
     # --- flows -----------------------------------------------------------------------------
     def flow(self, doc: Json) -> Json:
-        """A stored flow as this version shows it (every response carrying a flow uses this).
+        """A stored flow as this version shows it (every response and event body carrying a flow).
 
         A video flow stored without ``frame_rate`` and without ``vfr`` (written by the 7.0-only
         release, before 7.0 PUTs were stored with ``vfr: true``) is shown with ``vfr: true``, the
         only valid 8.x form of it.
         """
+        doc = self._with_tags(doc)
         params = doc.get("essence_parameters")
         legacy = isinstance(params, dict) and "frame_rate" not in params and "vfr" not in params
         if doc.get("format") == VIDEO and legacy:
@@ -44,7 +63,7 @@ class Dialect:
     # --- sources ---------------------------------------------------------------------------
     def source(self, doc: Json) -> Json:
         """A stored source as this version shows it."""
-        return doc
+        return self._with_tags(doc)
 
     # --- webhooks ----------------------------------------------------------------------------
     # Whether a persistent delivery failure moves a registration made under this version to ``error``.

@@ -22,8 +22,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from backends import events
-from backends.base import Json
+from backends import events, ordering
+from backends.base import Json, ListingOrder
 from backends.errors import BadRequest, NotFound
 from handlers.versions.dialect import VIDEO, Dialect
 from tams_server import context
@@ -49,8 +49,26 @@ SERVICE_FIELDS_SINCE_81 = ("min_object_timeout", "min_presigned_url_timeout")
 
 @dataclass(frozen=True)
 class Dialect70(Dialect):
+    """7.0 rules.
+
+    Tags: a 7.0 tag value is a string, so ``tag.{name}=a,b`` accepts exactly the value ``"a,b"``.
+    List-valued tags (8.x, written under 8.2) are shown to 7.0 clients as ONE string, their
+    elements joined with ``","`` (``["a", "b"]`` -> ``"a,b"``), in flows, sources, ``/tags`` and
+    the single-tag GET. Joining rather than omitting keeps the tag visible and consistent with
+    ``tag_exists``; it is lossy only for elements that contain a comma, and a 7.0 client that PUTs
+    the joined value back stores the string ``"a,b"`` (7.0 cannot write lists). The tag filter
+    still matches the stored value: under 7.0 ``tag.genre=a`` selects ``["a", "b"]`` (one element
+    is ``a``), while ``tag.genre=a,b`` selects the string ``"a,b"`` only.
+    """
+
+    def tag_values(self, raw: str) -> frozenset[str]:
+        return frozenset((raw,))
+
+    def tag(self, value: Any) -> Any:
+        return ",".join(value) if isinstance(value, list) else value
+
     def flow(self, doc: Json) -> Json:
-        out = {k: v for k, v in doc.items() if k not in FLOW_FIELDS_8X}
+        out = {k: v for k, v in super().flow(doc).items() if k not in FLOW_FIELDS_8X}
         params = out.get("essence_parameters")
         if isinstance(params, dict):
             params = {k: v for k, v in params.items() if k not in ESSENCE_FIELDS_8X}
@@ -75,6 +93,7 @@ class Dialect70(Dialect):
         return body
 
     def source(self, doc: Json) -> Json:
+        doc = super().source(doc)
         if not doc.get("source_collection"):
             return doc
         return {**doc, "source_collection": _with_roles(doc["source_collection"])}
@@ -107,6 +126,19 @@ class Dialect70(Dialect):
 
 
 DIALECT = Dialect70("7.0")
+
+
+# --- operations that 7.0 defines differently --------------------------------------------------
+
+
+def get_storage_backends() -> Any:
+    """7.0: the whole list, unpaged (7.0 declares no paging for it), in 8.2's order (by label)."""
+    return ordering.sort(backend().storage_backends(), ListingOrder("label", newest_first=False)), 200
+
+
+def get_flow_delete_requests() -> Any:
+    """7.0: the whole list, unpaged (7.0 declares no paging for it), newest first as in 8.2."""
+    return ordering.sort(backend().list_delete_requests(), ListingOrder()), 200
 
 
 # --- webhooks: 7.0 identifies a registration by (url, api_key_name, api_key_value) ---------------
