@@ -23,7 +23,7 @@ from backends.base import (
     current_actor,
 )
 from backends.errors import BadRequest, NotFound, ReadOnly
-from backends.objectstore import StorageBackendInfo
+from backends.objectstore import ObjectStore, StorageBackendInfo
 from backends.timerange import TimeRange, Timestamp
 
 API_VERSION = "7.0"
@@ -276,6 +276,9 @@ def flow_timerange_view(extent: TimeRange, query: TimeRange | None) -> str:
 
 # --- segments ------------------------------------------------------------------------------
 
+# Segment POST fields that describe the media object rather than the segment (8.x): kept on the object.
+OBJECT_FACT_FIELDS = ("object_timerange", "init_object_id")
+
 
 @dataclass
 class Segment:
@@ -319,7 +322,7 @@ def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
         if url.get("label") in labels:
             raise BadRequest(f"get_urls label {url['label']!r} belongs to a storage backend of this server")
         external.append({k: url[k] for k in ("url", "label") if k in url})
-    fields = {k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls")}
+    fields = {k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls", *OBJECT_FACT_FIELDS)}
     return Segment(body["object_id"], timerange, fields, external)
 
 
@@ -440,3 +443,14 @@ def reclaimable(
     if unregistered:
         return clock - allocated_at > policy.unregistered_ttl_s
     return unreferenced_since is not None and clock - unreferenced_since > policy.unreferenced_grace_s
+
+
+def media_object(store: ObjectStore, object_id: str, content_type: str, presigned: bool) -> Json:
+    """One ``media_objects`` entry of a storage allocation (8.x ``presigned``: which kind of put_url).
+
+    A store without plain URLs answers a presigned one, and says so.
+    """
+    plain = None if presigned else store.plain_upload_url(object_id, content_type)
+    if plain is not None:
+        return {"object_id": object_id, "put_url": plain, "presigned": False}
+    return {"object_id": object_id, "put_url": store.upload_url(object_id, content_type), "presigned": True}

@@ -83,3 +83,17 @@ def paging_headers(result: Page[Any], order: str = "") -> Headers:
         headers["Link"] = f'<{url}>; rel="next"'
         headers["X-Paging-NextKey"] = next_key
     return headers
+
+
+def prefixed_tag_filter(prefix: str) -> TagFilter:
+    """``{prefix}tag.{name}=value`` and ``{prefix}tag_exists.{name}=true|false`` (e.g. ``flow_`` on /objects)."""
+    equals: dict[str, str] = {}
+    exists: dict[str, bool] = {}
+    for key, value in request.query_params.multi_items():
+        if key.startswith(f"{prefix}tag."):
+            equals[key[len(f"{prefix}tag.") :]] = value
+        elif key.startswith(f"{prefix}tag_exists."):
+            if value not in ("true", "false"):
+                raise BadRequest(f"{key} must be true or false")
+            exists[key[len(f"{prefix}tag_exists.") :]] = value == "true"
+    return TagFilter(equals, exists)
