@@ -108,6 +108,13 @@ class ServedObjectStore(ObjectStore):
     def download_url(self, object_id: str) -> tuple[str, bool]:
         return self._signer.sign("GET", self.info.id, object_id), True
 
+    def plain_upload_url(self, object_id: str, content_type: str) -> dict[str, Any] | None:
+        """An unsigned URL of this server, which takes the API's credentials instead (8.x)."""
+        plain_url = getattr(self._signer, "plain_url", None)
+        if plain_url is None:
+            return None
+        return {"url": plain_url(self.info.id, object_id), "content-type": content_type}
+
     @abc.abstractmethod
     def write(self, object_id: str, data: bytes, content_type: str | None) -> None: ...
 

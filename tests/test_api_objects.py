@@ -324,3 +324,20 @@ def test_7_0_allocations_do_not_show_presigned(client, flow):
     old, _ = cross_clients(client)
     [media_object] = Tams(old).allocate(flow["id"], limit=1)
     assert "presigned" not in media_object
+
+
+@v82
+def test_plain_put_urls_take_api_credentials_instead_of_a_signature(tams, flow):
+    [media_object] = tams.allocate(flow["id"], limit=1, presigned=False)
+    if media_object["presigned"]:
+        pytest.skip("this backend's store has no plain put URLs (S3 stores answer presigned ones)")
+    put_url = media_object["put_url"]
+    assert "signature=" not in put_url["url"]
+    headers = {"content-type": put_url["content-type"]}
+    with tams.client.unchecked():
+        anonymous = tams.client.put(put_url["url"], content=CONTENT, headers={**headers, "Authorization": ""})
+    assert anonymous.status_code == 401
+    assert tams.client.put(put_url["url"], content=CONTENT, headers=headers).status_code in (200, 201, 204)
+    tams.post_segment(flow["id"], "[0:0_10:0)", object_id=media_object["object_id"])
+    [url] = get_object(tams.client, media_object["object_id"])["get_urls"]
+    assert tams.client.get(url["url"], headers={"Authorization": ""}).content == CONTENT
