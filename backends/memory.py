@@ -80,6 +80,7 @@ class MemoryBackend(Backend):
         self._lock = threading.RLock()
         self._events = services.events
         self._policy = services.policy
+        self._url_lifetime = services.url_lifetime
         self._worker = BackgroundWorker(self, services.policy)
         self._webhooks: dict[tuple[Any, ...], Json] = {}
         self._delete_requests: dict[str, Json] = {}
@@ -96,11 +97,7 @@ class MemoryBackend(Backend):
     # --- service -----------------------------------------------------------------------------
     def service_info(self) -> Json:
         with self._lock:
-            return {
-                "type": rules.SERVICE_TYPE,
-                "api_version": rules.API_VERSION,
-                **self._service,
-            }
+            return rules.service_info(self._service, self._policy, self._url_lifetime)
 
     def update_service_info(self, changes: Json) -> None:
         with self._lock:

@@ -26,7 +26,8 @@ from backends.errors import BadRequest, NotFound, ReadOnly
 from backends.objectstore import ObjectStore, StorageBackendInfo
 from backends.timerange import TimeRange, Timestamp
 
-API_VERSION = "7.0"
+# The version whose superset every backend stores (older versions are views of it).
+API_VERSION = "8.2"
 SERVICE_TYPE = "urn:x-tams:service.tams-server"
 
 DEFAULT_PAGE_LIMIT = 100
@@ -44,6 +45,19 @@ SERVER_MANAGED_FLOW_FIELDS = (
 )
 # Source fields derived by the server, never stored from a client.
 DERIVED_SOURCE_FIELDS = ("source_collection", "collected_by")
+
+
+def service_info(stored: Json, policy: StorePolicy, url_lifetime_s: float) -> Json:
+    """``/service`` from what a client set (name, description) and the settings that decide how
+    long an allocated object and a presigned URL stay usable (8.1+: ``min_object_timeout``,
+    ``min_presigned_url_timeout``)."""
+    return {
+        "type": SERVICE_TYPE,
+        "api_version": API_VERSION,
+        "min_object_timeout": str(Timestamp.from_ns(int(policy.unregistered_ttl_s * 1e9))),
+        "min_presigned_url_timeout": str(Timestamp.from_ns(int(url_lifetime_s * 1e9))),
+        **stored,
+    }
 
 
 def now() -> str:

@@ -30,9 +30,14 @@ def available_backends() -> list[str]:
 
 
 def build_app(
-    backend: str, options: dict[str, Any] | None = None, token: str | None = None, data_dir: str | None = None
+    backend: str,
+    options: dict[str, Any] | None = None,
+    token: str | None = None,
+    data_dir: str | None = None,
+    version: str | None = None,
 ) -> Any:
-    """A fresh ``tams-server`` ASGI app on ``backend`` (resolved by the server's registry).
+    """A fresh ``tams-server`` ASGI app on ``backend`` (resolved by the server's registry), serving
+    API ``version`` (the suite's) at its root when the server has that version.
 
     ``data_dir`` is the server's data directory (a fresh temporary one, for backends that keep
     files); ``token`` becomes the admin bearer token; webhook receivers on loopback are allowed
@@ -42,6 +47,7 @@ def build_app(
     import dataclasses
 
     import backends
+    import spec
     from tams_server.app import create_app
     from tams_server.config import Settings
 
@@ -54,6 +60,7 @@ def build_app(
         "data_dir": data_dir,
         "admin_token": token,
         "webhooks_allow_private": True,
+        "default_version": version if version in spec.versions() else None,
     }
     known = {f.name for f in dataclasses.fields(Settings)}
     return create_app(Settings(**{k: v for k, v in wanted.items() if k in known}))

@@ -150,7 +150,7 @@ def tams_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         target = remote(config.getoption("--tams-url"), credentials, config.getoption("--tams-timeout"))
     else:
         options = json.loads(config.getoption("--tams-backend-options") or "{}").get(name)
-        target = in_process(name, options)
+        target = in_process(name, options, version=_spec(config).version)
     state = config.stash[_STATE]
     state.targets[name] = target
     try:
@@ -163,12 +163,12 @@ def tams_target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def tams_oracle() -> Iterator[Target | None]:
+def tams_oracle(pytestconfig: pytest.Config) -> Iterator[Target | None]:
     """The reference model: our in-memory backend, in process (None when tams-server is not installed)."""
     if not inprocess.server_available():
         yield None
         return
-    oracle = in_process("memory", name="oracle")
+    oracle = in_process("memory", name="oracle", version=_spec(pytestconfig).version)
     yield oracle
     oracle.close()
 

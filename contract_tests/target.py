@@ -106,14 +106,17 @@ def remote(url: str, credentials: Credentials | None = None, timeout: float = DE
     return target
 
 
-def in_process(backend: str, options: dict[str, Any] | None = None, name: str | None = None) -> Target:
-    """A tams-server app on ``backend``, called in process with a random admin token."""
+def in_process(
+    backend: str, options: dict[str, Any] | None = None, name: str | None = None, version: str | None = None
+) -> Target:
+    """A tams-server app on ``backend``, called in process with a random admin token, serving API
+    ``version`` at the root."""
     from contract_tests import inprocess
 
     token = f"tams_conformance-{secrets.token_urlsafe(16)}"
     data_dir = tempfile.mkdtemp(prefix=f"tams-conformance-{backend}-")
     try:
-        app = inprocess.build_app(backend, options, token, data_dir)
+        app = inprocess.build_app(backend, options, token, data_dir, version)
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise

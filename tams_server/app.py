@@ -78,6 +78,7 @@ class TamsApp:
     ) -> None:
         self.api = api
         self.mounts = mounts
+        self.served = versions.describe_mounts(mounts)
         self.backend = backend
         self.services = services
         self.settings = settings
@@ -129,7 +130,7 @@ class TamsApp:
         mount, api_path = versions.match(self.mounts, scope["path"])
         if scope["path"] == mount.base_path:  # "/v8.2" is the root of that version, as "/v8.2/" is
             scope = {**scope, "path": mount.base_path + "/", "raw_path": (mount.base_path + "/").encode()}
-        context.enter_api(mount.version, mount.base_path)
+        context.enter_api(mount.version, mount.base_path, self.served)
         principal = None
         if self.auth is not None:
             try:

@@ -12,7 +12,7 @@ import uvicorn
 import backends
 from tams_server import config
 from tams_server.app import create_app
-from tams_server.versions import Mount
+from tams_server.versions import describe_mounts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,14 +62,6 @@ def spec_overrides(values: list[str]) -> dict[str, Any]:
         else:
             found["spec"] = value
     return found
-
-
-def describe_mounts(mounts: list[Mount]) -> str:
-    """E.g. "TAMS 7.0 at /v7.0, TAMS 8.2 at /v8.2 and /"."""
-    places: dict[str, list[str]] = {}
-    for mount in mounts:
-        places.setdefault(mount.version, []).append(mount.base_path or "/")
-    return ", ".join(f"TAMS {version} at {' and '.join(paths)}" for version, paths in places.items())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ _webhooks: ContextVar[WebhookDispatcher] = ContextVar("tams_webhooks")
 _base_url: ContextVar[str] = ContextVar("tams_base_url", default="http://localhost:4010")
 _api_version: ContextVar[str] = ContextVar("tams_api_version", default="7.0")
 _base_path: ContextVar[str] = ContextVar("tams_base_path", default="")
+_served: ContextVar[str] = ContextVar("tams_served", default="")
 
 
 def backend() -> Backend:
@@ -40,6 +41,11 @@ def api_version() -> str:
     return _api_version.get()
 
 
+def served() -> str:
+    """Which versions this server serves where, e.g. "TAMS 7.0 at /v7.0, TAMS 8.2 at /v8.2 and /"."""
+    return _served.get()
+
+
 def webhooks() -> WebhookDispatcher:
     return _webhooks.get()
 
@@ -50,6 +56,7 @@ def enter(backend: Backend, base_url: str, webhooks: WebhookDispatcher) -> None:
     _webhooks.set(webhooks)
 
 
-def enter_api(version: str, base_path: str) -> None:
+def enter_api(version: str, base_path: str, served: str) -> None:
     _api_version.set(version)
     _base_path.set(base_path)
+    _served.set(served)

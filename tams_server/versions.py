@@ -79,3 +79,11 @@ def match(mounts: list[Mount], path: str) -> tuple[Mount, str]:
         if mount.base_path and (path == mount.base_path or path.startswith(mount.base_path + "/")):
             return mount, path[len(mount.base_path) :] or "/"
     return mounts[-1], path
+
+
+def describe_mounts(mounts: list[Mount]) -> str:
+    """E.g. "TAMS 7.0 at /v7.0, TAMS 8.2 at /v8.2 and /"."""
+    places: dict[str, list[str]] = {}
+    for mount in mounts:
+        places.setdefault(mount.version, []).append(mount.base_path or "/")
+    return ", ".join(f"TAMS {version} at {' and '.join(paths)}" for version, paths in places.items())

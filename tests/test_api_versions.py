@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 import spec
 from tams_server.app import create_app
 from tams_server.auth import CredentialStore
-from tams_server.cli import describe_mounts, spec_overrides
-from tams_server.versions import plan_mounts
+from tams_server.cli import spec_overrides
+from tams_server.versions import describe_mounts, plan_mounts
 
 
 def spec_82() -> Path:
@@ -142,3 +142,13 @@ def test_spec_options_of_the_command_line(tmp_path: Path) -> None:
     odd = tmp_path / "a=b.yaml"
     odd.write_text("")
     assert spec_overrides([str(odd)]) == {"spec": str(odd)}  # an existing file is a file, "=" or not
+
+
+def test_service_shows_each_version_its_own_fields(two_versions: TestClient) -> None:
+    v70, v82 = two_versions.get("/v7.0/service").json(), two_versions.get("/v8.2/service").json()
+    # 8.1+: how long an allocated object and a presigned URL stay usable, from the settings that decide it.
+    assert v82["min_object_timeout"] == "86400:0"
+    assert v82["min_presigned_url_timeout"] == "3600:0"
+    assert "min_object_timeout" not in v70 and "min_presigned_url_timeout" not in v70
+    for info in (v70, v82):
+        assert info["service_version"].endswith("TAMS 7.0 at /v7.0, TAMS 8.2 at /v8.2 and /")

@@ -245,7 +245,8 @@ def _oracle_spec() -> contract_spec.Spec:
 
 @pytest.fixture(scope="module")
 def apps() -> Iterator[tuple[Target, Target]]:
-    target, oracle = in_process("memory"), in_process("memory", name="oracle")
+    version = _oracle_spec().version
+    target, oracle = in_process("memory", version=version), in_process("memory", name="oracle", version=version)
     yield target, oracle
     target.close()
     oracle.close()

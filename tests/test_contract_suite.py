@@ -128,6 +128,8 @@ def _free_port() -> int:
 
 
 class Server:
+    """A real server serving every version, 8.2 at the root: the 7.0 suite runs at ``url`` (``/v7.0``)."""
+
     def __init__(self, url: str, log: Path) -> None:
         self.url = url
         self.log = log
@@ -168,7 +170,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"tams-server did not start:\n{log.read_text(errors='replace')[-3000:]}")
                 time.sleep(0.1)
-        yield Server(url, log)
+        yield Server(f"{url}/v7.0", log)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -16,11 +16,19 @@ import pytest
 
 import backends
 from backends import local
-from backends.base import BackendServices, PageRequest, SegmentQuery, StorageRequest, StorePolicy, UrlOptions
+from backends.base import (
+    BackendServices,
+    FlowQuery,
+    PageRequest,
+    SegmentQuery,
+    StorageRequest,
+    StorePolicy,
+    UrlOptions,
+)
 from backends.events import DiscardEvents
 from backends.localstore import LocalObjectStore
 from backends.objectstore import StorageBackendInfo
-from backends.tabular import duckdb_engine, store, timekeys
+from backends.tabular import duckdb_engine, timekeys
 from backends.tabular.engine import Conflict, TableSpec, col
 from backends.timerange import NS_PER_SEC, TimeRange
 
@@ -215,7 +223,7 @@ def test_an_interrupted_deletion_is_resumed_at_start_up(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the deletion was not resumed"
             time.sleep(0.02)
         assert b.get_delete_request(request["id"])["status"] == "done"
-        assert b.list_flows(store.FlowQuery(), PageRequest()).items == []
+        assert b.list_flows(FlowQuery(), PageRequest()).items == []
     finally:
         b.close()
 

@@ -23,7 +23,7 @@ import backends
 from backends import vast
 from backends.base import BackendServices, PageRequest, SegmentQuery, StorageRequest, StorePolicy, UrlOptions
 from backends.events import DiscardEvents
-from backends.tabular import store
+from backends.tabular import segments, store
 from backends.tabular.engine import ROW_ID, Conflict, EngineError, EngineUnavailable, Order, TableSpec, col
 from backends.tabular.table_locks import LOCKS, LockTimeout, TableLockManager
 from backends.tabular.vast_double import VastDouble
@@ -263,14 +263,14 @@ def test_two_processes_never_store_overlapping_segments(lock: str, monkeypatch: 
     first, second = _two_servers(lock)
     # With table locks the second writer waits for the first, so the barrier must give up: soon.
     barrier = threading.Barrier(2, timeout=10.0 if lock == "process" else 1.0)
-    original = store._OverlapChecker.__init__
+    original = segments._OverlapChecker.__init__
 
     def checking(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait()
 
-    monkeypatch.setattr(store._OverlapChecker, "__init__", checking)
+    monkeypatch.setattr(segments._OverlapChecker, "__init__", checking)
     try:
         flow_id = new_flow(first)
         results: list[int] = []

@@ -1,0 +1,439 @@
+"""The segments of the tabular store: listing, registration (with the overlap check) and deletion
+of covered segments, over predicates on their time keys.
+
+Each row keeps its bounds as exact sortable keys and as saturated int64 nanoseconds (see
+``timekeys``). A timerange query is one pushed-down select: ``flow_id == f AND start_key <=
+query_end AND end_key >= query_start`` (plus the int64 twins for pruning), sorted by ``start_key``
+and limited to one page. Nothing reads a flow's segments to filter them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sortedcontainers import SortedKeyList
+
+from backends import events, rules
+from backends.base import FailedSegment, Json, PageRequest, SegmentPage, SegmentQuery, UrlOptions
+from backends.errors import BadRequest, TamsError
+from backends.tabular.core import TabularCore, _Effects
+from backends.tabular.engine import ALL, ROW_ID, Order, Transaction, Where, col
+from backends.tabular.tables import FLOWS, SEGMENTS, _changes, _FlowRecord
+from backends.tabular.timekeys import INT64_MAX, INT64_MIN, encode_key, saturate
+from backends.timerange import TimeRange
+
+SEGMENT_COLUMNS = ("timerange", "object_id", "fields", "external_urls")
+# A batch of posted segments is checked against the stored ones it spans, read in one select,
+# unless they are more than this; then each segment is checked with a select of its own.
+SPAN_READ_LIMIT = 10_000
+WINDOW_NS = 10**9  # on engines that sort on the client: first window of start times, per wanted row
+
+
+# --- time predicates ---------------------------------------------------------------------------
+
+
+def _key_bytes(key: tuple[int, int, int]) -> bytes:
+    return encode_key(key[1], key[2])
+
+
+def _ends_at_or_after(key: tuple[int, int, int]) -> Where | None:
+    """Segments whose end key is >= ``key`` (None: every segment)."""
+    tier, ns, _ = key
+    if tier == 0:
+        return ALL
+    if tier == 2:
+        return None
+    return (col("end_ns") >= saturate(ns)) & (col("end_key") >= _key_bytes(key))
+
+
+def _starts_at_or_before(key: tuple[int, int, int]) -> Where | None:
+    tier, ns, _ = key
+    if tier == 2:
+        return ALL
+    if tier == 0:
+        return None
+    return (col("start_ns") <= saturate(ns)) & (col("start_key") <= _key_bytes(key))
+
+
+def overlapping(flow_id: str, query: TimeRange) -> Where | None:
+    """Segments of a flow overlapping ``query``; None when none can."""
+    if query.is_empty:
+        return None
+    return _conjoin(
+        col("flow_id") == flow_id, _starts_at_or_before(query.end_key()), _ends_at_or_after(query.start_key())
+    )
+
+
+def covered(flow_id: str, query: TimeRange, object_id: str | None) -> Where | None:
+    """Segments of a flow wholly inside ``query`` (and of ``object_id``)."""
+    if query.is_empty:
+        return None
+    s_tier, s_ns, _ = query.start_key()
+    e_tier, e_ns, _ = query.end_key()
+    where = col("flow_id") == flow_id
+    if s_tier == 1:
+        where &= (col("start_ns") >= saturate(s_ns)) & (col("start_key") >= _key_bytes(query.start_key()))
+    if e_tier == 1:
+        where &= (col("end_ns") <= saturate(e_ns)) & (col("end_key") <= _key_bytes(query.end_key()))
+    if object_id is not None:
+        where &= col("object_id") == object_id
+    return where
+
+
+def _after_cursor(key: tuple[int, int, int], reverse: bool) -> Where | None:
+    """Segments after (or, in reverse, before) the start key a page cursor names."""
+    tier, ns, _ = key
+    if not reverse:
+        if tier == 0:
+            return ALL
+        if tier == 2:
+            return None
+        return (col("start_ns") >= saturate(ns)) & (col("start_key") > _key_bytes(key))
+    if tier == 2:
+        return ALL
+    if tier == 0:
+        return None
+    return (col("start_ns") <= saturate(ns)) & (col("start_key") < _key_bytes(key))
+
+
+def _latest(*bounds: int | None) -> int | None:
+    """The latest of some lower bounds (None: unbounded)."""
+    known = [b for b in bounds if b is not None]
+    return max(known) if known else None
+
+
+def _earliest(*bounds: int | None) -> int | None:
+    """The earliest of some upper bounds (None: unbounded)."""
+    known = [b for b in bounds if b is not None]
+    return min(known) if known else None
+
+
+def _conjoin(*parts: Where | None) -> Where | None:
+    result = ALL
+    for part in parts:
+        if part is None:
+            return None
+        result = result & part
+    return result
+
+
+# --- rows <-> segments -------------------------------------------------------------------------
+
+
+def _segment_row(flow_id: str, segment: rules.Segment) -> Json:
+    tr = segment.timerange
+    start, end = tr.start_key(), tr.end_key()
+    return {
+        "flow_id": flow_id,
+        "start_ns": saturate(start[1]),
+        "end_ns": saturate(end[1]),
+        "start_key": _key_bytes(start),
+        "end_key": _key_bytes(end),
+        "timerange": str(tr),
+        "object_id": segment.object_id,
+        "fields": json.dumps(segment.fields),
+        "external_urls": json.dumps(segment.external_urls),
+    }
+
+
+def _segment(row: Json) -> rules.Segment:
+    return rules.Segment(
+        row["object_id"],
+        TimeRange.parse(row["timerange"]),
+        json.loads(row["fields"]),
+        json.loads(row["external_urls"]),
+    )
+
+
+class SegmentsMixin(TabularCore):
+    """``/flows/{id}/segments``; the objects they reference are counted in ``objects``."""
+
+    def list_segments(self, flow_id: str, query: SegmentQuery, urls: UrlOptions, page: PageRequest) -> SegmentPage:
+        limit = rules.page_limit(page.limit)
+        cursor = rules.segment_cursor_key(page.page) if page.page is not None else None
+        where = overlapping(flow_id, query.timerange)
+        if cursor is not None:
+            where = _conjoin(where, _after_cursor(cursor, query.reverse_order))
+        if query.object_id is not None:
+            where = _conjoin(where, col("object_id") == query.object_id)
+
+        def body(tx: Transaction) -> SegmentPage:
+            if where is None:
+                return SegmentPage([], limit, None, TimeRange.never())
+            rows = self._page_of_segments(tx, flow_id, where, query, cursor, limit + 1)
+            chosen = [_segment(r) for r in rows[:limit]]
+            next_key = rules.encode_cursor(str(chosen[-1].timerange)) if len(rows) > limit else None
+            storage = self._storage_ids(tx, [s.object_id for s in chosen]) if urls.accept_get_urls != () else {}
+            items = [rules.segment_view(s, self._get_urls(s, storage, urls)) for s in chosen]
+            return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
+
+        return self._read(body)
+
+    def _page_of_segments(
+        self,
+        tx: Transaction,
+        flow_id: str,
+        where: Where,
+        query: SegmentQuery,
+        cursor: tuple[int, int, int] | None,
+        need: int,
+    ) -> list[Json]:
+        """The first ``need`` segments of a listing, in order; reads only about a page of rows.
+
+        Matching segments start within the flow's extent (kept by every segment write and delete,
+        in the same transaction, under the flow's lock), before the query's end and after the
+        cursor. At most one starts before the query's start (segments of a flow never overlap):
+        going forward, it is read on its own, so the read of the others starts at the query's
+        start rather than walking from the flow's first segment.
+        """
+        columns = list(SEGMENT_COLUMNS)
+        if not self._engine.sorts_on_client:
+            return self._in_start_order(tx, where, need, query.reverse_order, None, None, columns)
+        record = self._flow_or_none(tx, flow_id)
+        if record is None or record.extent.is_empty:
+            return []
+        lo, hi = record.extent.start, _earliest(record.extent.end, query.timerange.end)
+        if cursor is not None and cursor[0] == 1:  # segments after the cursor's start (before, in reverse)
+            lo, hi = (lo, _earliest(hi, cursor[1])) if query.reverse_order else (_latest(lo, cursor[1]), hi)
+        first: list[Json] = []
+        q_start = query.timerange.start
+        if not query.reverse_order and cursor is None and q_start is not None and (lo is None or q_start > lo):
+            before = where & (col("start_ns") < saturate(q_start))
+            first = self._rows(tx, SEGMENTS, before, columns=columns, order=[Order("start_key")])
+            lo = q_start
+        rest = self._in_start_order(tx, where, need - len(first), query.reverse_order, lo, hi, columns)
+        return (first + rest)[:need]
+
+    def _get_urls(
+        self, segment: rules.Segment, storage: dict[str, str | None], options: UrlOptions
+    ) -> list[Json] | None:
+        if options.accept_get_urls == ():
+            return None  # the client wants no URLs: skip signing them
+        controlled = self._controlled_urls(segment, storage.get(segment.object_id))
+        return rules.get_urls(segment, controlled, options)
+
+    def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
+        object_ids = [b["object_id"] for b in segments if isinstance(b.get("object_id"), str)]
+        with self._locks.session() as held:
+            held.flows([flow_id]).objects(object_ids)
+            return self._write(lambda tx, fx: self._add_segments(tx, fx, flow_id, segments))
+
+    def _add_segments(self, tx: Transaction, fx: _Effects, flow_id: str, bodies: list[Json]) -> list[FailedSegment]:
+        record = self._flow(tx, flow_id)
+        rules.check_segment_post(record.flow)
+        labels = [s.info.label for s in self._stores.values()]
+        parsed: list[tuple[Json, rules.Segment | TamsError]] = []
+        for body in bodies:
+            try:
+                parsed.append((body, rules.parse_segment(body, labels)))
+            except TamsError as exc:
+                parsed.append((body, exc))
+        valid = [s for _, s in parsed if isinstance(s, rules.Segment)]
+        checker = _OverlapChecker(self, tx, flow_id, valid)
+        objects = self._object_states(tx, [s.object_id for s in valid])
+        references = self._flow_references(tx, flow_id, [s.object_id for s in valid])
+        failed: list[FailedSegment] = []
+        added: list[rules.Segment] = []
+        clock = time.time()
+        for body, segment in parsed:
+            try:
+                if isinstance(segment, TamsError):
+                    raise segment
+                checker.check(segment)
+                self._reference(objects, references, segment.object_id, flow_id, clock)
+                checker.accept(segment)
+                added.append(segment)
+            except TamsError as exc:
+                failed.append(FailedSegment(body.get("object_id", ""), body.get("timerange"), exc.summary))
+        if added:
+            tx.insert(SEGMENTS.name, SEGMENTS.rows([_segment_row(flow_id, s) for s in added]))
+            self._save_objects(tx, objects)
+            self._save_references(tx, flow_id, references)
+            record.flow["segments_updated"] = rules.now()
+            for segment in added:
+                record.extent = record.extent.extend_to_encompass(segment.timerange)
+            changed = {"segments_updated": record.flow["segments_updated"], "extent": str(record.extent)}
+            tx.update(FLOWS.name, _changes(FLOWS, [record.row_id], [changed]))
+            if not fx.wanted:
+                return failed
+            views = [
+                rules.segment_view(
+                    s, rules.all_get_urls(s, self._controlled_urls(s, objects[s.object_id].row["storage_id"]))
+                )
+                for s in added
+            ]
+            self._flow_event(tx, fx, events.SEGMENTS_ADDED, record.flow, {"flow_id": flow_id, "segments": views})
+        return failed
+
+    def delete_segments(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Json | None:
+        def body(tx: Transaction, fx: _Effects) -> Json | None:
+            record = self._flow(tx, flow_id)
+            rules.ensure_writable(record.flow)
+            threshold = self._policy.async_delete_threshold
+            where = covered(flow_id, timerange, object_id)
+            if (
+                where is not None
+                and len(self._rows(tx, SEGMENTS, where, columns=["start_ns"], limit=threshold + 1)) > threshold
+            ):
+                return self._start_deletion(tx, fx, record.flow, timerange, object_id, delete_flow=False)
+            self._delete_covered(tx, fx, record, timerange, object_id, limit=None)
+            return None
+
+        with self._locks.session() as held:
+            held.flows([flow_id]).requests().all_objects()
+            return self._write(body)
+
+    def _delete_covered(
+        self,
+        tx: Transaction,
+        fx: _Effects,
+        record: _FlowRecord,
+        timerange: TimeRange,
+        object_id: str | None,
+        limit: int | None,
+    ) -> TimeRange:
+        """Delete covered segments (at most ``limit``); return the part of ``timerange`` still to do."""
+        flow_id = record.flow["id"]
+        where = covered(flow_id, timerange, object_id)
+        rows = (
+            []
+            if where is None
+            else self._in_start_order(
+                tx,
+                where,
+                limit,
+                False,
+                _latest(timerange.start, record.extent.start),
+                _earliest(timerange.end, record.extent.end),
+                ["timerange", "object_id"],
+                row_ids=True,
+            )
+        )
+        if rows:
+            tx.delete(SEGMENTS.name, [r[ROW_ID] for r in rows])
+            self._drop_references(tx, flow_id, [r["object_id"] for r in rows])
+            chosen = [TimeRange.parse(r["timerange"]) for r in rows]
+            record.flow["segments_updated"] = rules.now()
+            record.extent = self._extent(tx, flow_id, record.extent)
+            self._save_flow(tx, record)
+            extent = str(_span(chosen))
+            self._flow_event(tx, fx, events.SEGMENTS_DELETED, record.flow, {"flow_id": flow_id, "timerange": extent})
+        if limit is None or len(rows) < limit:
+            return TimeRange.never()
+        return rules.remaining_after(timerange, TimeRange.parse(rows[-1]["timerange"]))
+
+    def _extent(self, tx: Transaction, flow_id: str, within: TimeRange) -> TimeRange:
+        """The span of a flow's segments, from its first and last segment (all start ``within``)."""
+        where = col("flow_id") == flow_id
+        if within.is_empty:
+            return TimeRange.never()
+        first = self._in_start_order(tx, where, 1, False, within.start, within.end, ["timerange"])
+        if not first:
+            return TimeRange.never()
+        last = self._in_start_order(tx, where, 1, True, within.start, within.end, ["timerange"])
+        return TimeRange.parse(first[0]["timerange"]).extend_to_encompass(TimeRange.parse(last[0]["timerange"]))
+
+    def _in_start_order(
+        self,
+        tx: Transaction,
+        where: Where,
+        need: int | None,
+        reverse: bool,
+        lo: int | None,
+        hi: int | None,
+        columns: list[str],
+        row_ids: bool = False,
+    ) -> list[Json]:
+        """The first ``need`` segment rows matching ``where`` by start (last first with ``reverse``);
+        every row that can match starts at ``lo`` ns or later and at ``hi`` or earlier (None: unbounded).
+
+        An engine that sorts in the database does this in one select. One that sorts on the client
+        (VAST DB returns rows in no order) would read every match to find the first few, so the rows
+        are read in windows of start time from the near end of ``lo``-``hi``: the first window allows
+        ``WINDOW_NS`` per wanted row, and a window that finds too few makes the next one wider
+        (by the density seen, or four times when it found none), until enough rows or the far end.
+        """
+        order = [Order("start_key", reverse)]
+        kw: dict[str, Any] = {"columns": columns, "order": order, "row_ids": row_ids}
+        if need is None or not self._engine.sorts_on_client:
+            return self._rows(tx, SEGMENTS, where, limit=need, **kw)
+        lo = INT64_MIN if lo is None else saturate(lo)
+        hi = INT64_MAX if hi is None else saturate(hi)
+        if lo > hi or need <= 0:
+            return []
+        found: list[Json] = []
+        width = need * WINDOW_NS
+        near = hi if reverse else lo
+        while True:
+            w_lo, w_hi = (max(lo, near - width + 1), near) if reverse else (near, min(hi, near + width - 1))
+            window = where & (col("start_ns") >= w_lo) & (col("start_ns") <= w_hi)
+            rows = self._rows(tx, SEGMENTS, window, **kw)
+            found += rows
+            if len(found) >= need or (w_lo <= lo if reverse else w_hi >= hi):
+                return found[:need]
+            near = w_lo - 1 if reverse else w_hi + 1
+            width = width * 4 if not rows else max(width * 2, width * (need - len(found)) // len(rows) * 5 // 4)
+
+
+class _OverlapChecker:
+    """Whether posted segments overlap the flow's stored segments or each other.
+
+    The stored segments the batch spans are read in one select (at most ``SPAN_READ_LIMIT``);
+    beyond that, each segment is checked with a select of its own. The first clash reported is the
+    earliest overlapping segment, as the in-memory backend reports it.
+    """
+
+    def __init__(self, backend: TabularCore, tx: Transaction, flow_id: str, batch: Sequence[rules.Segment]) -> None:
+        self._backend = backend
+        self._tx = tx
+        self._flow_id = flow_id
+        self._known: SortedKeyList = SortedKeyList(key=TimeRange.start_key)
+        self._per_segment = False
+        if not batch:
+            return
+        span = _span([s.timerange for s in batch])
+        where = overlapping(flow_id, span)
+        rows = (
+            []
+            if where is None
+            else backend._rows(tx, SEGMENTS, where, columns=["timerange"], limit=SPAN_READ_LIMIT + 1)
+        )
+        if len(rows) > SPAN_READ_LIMIT:
+            self._per_segment = True
+        else:
+            self._known.update(TimeRange.parse(r["timerange"]) for r in rows)
+
+    def check(self, segment: rules.Segment) -> None:
+        query = segment.timerange
+        clashes = [self._known[i] for i in _overlap_indices(self._known, query)[:1]]
+        if self._per_segment:
+            where = overlapping(self._flow_id, query)
+            rows = self._backend._rows(
+                self._tx, SEGMENTS, where, columns=["timerange"], order=[Order("start_key")], limit=1
+            )
+            clashes += [TimeRange.parse(r["timerange"]) for r in rows]
+        if clashes:
+            other = min(clashes, key=TimeRange.start_key)
+            raise BadRequest(f"segment {query} overlaps segment {other} of this flow")
+
+    def accept(self, segment: rules.Segment) -> None:
+        self._known.add(segment.timerange)
+
+
+def _overlap_indices(ranges: SortedKeyList, query: TimeRange) -> range:
+    if query.is_empty or not ranges:
+        return range(0)
+    lo = bisect.bisect_left(ranges, query.start_key(), key=TimeRange.end_key)
+    hi = bisect.bisect_right(ranges, query.end_key(), key=TimeRange.start_key)
+    return range(lo, max(lo, hi))
+
+
+def _span(ranges: Iterable[TimeRange]) -> TimeRange:
+    extent = TimeRange.never()
+    for r in ranges:
+        extent = extent.extend_to_encompass(r)
+    return extent
