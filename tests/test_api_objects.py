@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
-from conftest import Tams, TamsClient, fresh_app
+from conftest import Tams, TamsClient, app_settings, fresh_app
 
 from backends.memory import MemoryBackend
 from backends.objectstore import MemoryObjectStore, StorageBackendInfo
+from tams_server.app import create_app
 
 CONTENT = b"\x47\x40\x00\x10" + bytes(range(256)) * 4
 INIT_TYPE = "video/mp4"
@@ -341,3 +343,80 @@ def test_plain_put_urls_take_api_credentials_instead_of_a_signature(tams, flow):
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id=media_object["object_id"])
     [url] = get_object(tams.client, media_object["object_id"])["get_urls"]
     assert tams.client.get(url["url"], headers={"Authorization": ""}).content == CONTENT
+
+
+# ----------------------------------------------------------------- controlled copies between S3 and local stores
+
+
+@pytest.fixture(scope="module")
+def moto():
+    pytest.importorskip("moto.server")
+    from backends.s3store import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+def _s3(moto, bucket: str, **fields) -> dict:
+    return {
+        "label": bucket,
+        "bucket": bucket,
+        "endpoint_url": moto.endpoint_url,
+        "access_key": "test",
+        "secret_key": "test",
+        "create_bucket": True,
+        **fields,
+    }
+
+
+@v82
+def test_a_controlled_instance_is_copied_from_s3_to_s3(moto, client, backend_name):
+    if backend_name != "local":
+        pytest.skip("the local backend configured with two S3 stores")
+    suffix = uuid.uuid4().hex[:8]
+    storage = [_s3(moto, f"first-{suffix}", default=True), _s3(moto, f"second-{suffix}")]
+    app = create_app(app_settings(backend="local", backend_options={"temporary": True, "storage": storage}))
+    try:
+        with TamsClient(app, "8.2") as client:
+            tams = Tams(client)
+            first, second = client.get("/service/storage-backends").json()
+            flow = tams.put_flow()
+            [media_object] = tams.allocate(flow["id"], limit=1)
+            put_url = media_object["put_url"]
+            assert httpx.put(
+                put_url["url"], content=CONTENT, headers={"content-type": put_url["content-type"]}
+            ).is_success
+            object_id = media_object["object_id"]
+            tams.post_segment(flow["id"], "[0:0_10:0)", object_id=object_id)
+            assert client.post(f"/objects/{object_id}/instances", json={"storage_id": second["id"]}).status_code == 201
+            urls = get_object(client, object_id, verbose_storage="true")["get_urls"]
+            assert [u["storage_id"] for u in urls] == [first["id"], second["id"]]
+            assert httpx.get(urls[1]["url"]).content == CONTENT
+            assert (
+                client.delete(f"/objects/{object_id}/instances", params={"storage_id": first["id"]}).status_code == 204
+            )
+            [url] = get_object(client, object_id)["get_urls"]
+            assert url["label"] == second["label"] and httpx.get(url["url"]).content == CONTENT
+            assert httpx.get(urls[0]["url"]).status_code == 404  # the first copy's bytes are gone
+    finally:
+        app.backend.close()
+
+
+def test_copy_object_moves_bytes_from_local_disk_to_s3(moto, tmp_path):
+    from backends.localstore import LocalObjectStore
+    from backends.objectstore import copy_object
+    from backends.s3store import S3Config, S3ObjectStore, storage_info
+
+    class Signer:
+        def sign(self, method: str, storage_id: str, object_id: str) -> str:
+            return f"http://media/{storage_id}/{object_id}"
+
+    disk = LocalObjectStore(StorageBackendInfo(str(uuid.uuid4()), "disk"), Signer(), tmp_path)
+    disk.write("o", CONTENT, "video/mp2t")
+    config = S3Config(**_s3(moto, f"copy-{uuid.uuid4().hex[:8]}"))
+    bucket = S3ObjectStore(storage_info(config, str(uuid.uuid4())), config)
+    bucket.check()
+    copy_object(disk, bucket, "o")
+    assert bucket.fetch("o") == (CONTENT, "video/mp2t")
+    copy_object(bucket, disk, "o")
+    assert disk.read("o") == (CONTENT, "video/mp2t")
