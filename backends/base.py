@@ -141,6 +141,14 @@ class SegmentQuery:
 
 
 @dataclass(frozen=True)
+class WebhookQuery:
+    """``GET /service/webhooks`` (8.0+): tag filters; sorted by ``url``, descending on request."""
+
+    tags: TagFilter = field(default_factory=TagFilter)
+    reverse_order: bool = False
+
+
+@dataclass(frozen=True)
 class UrlOptions:
     """How segment ``get_urls`` are filtered and shaped.
 
@@ -281,12 +289,33 @@ class Backend(abc.ABC):
     def get_delete_request(self, request_id: str) -> Json: ...
 
     # --- webhooks (optional in TAMS) -----------------------------------------------------
-    def list_webhooks(self) -> list[Json]:
-        """Registrations with their api_key_value (the HTTP layer hides it)."""
+    # Registrations by id (ADR-0037), stored as ``backends.events`` prepares them, with their
+    # api_key_value (the HTTP layer hides it) and an opaque ``events.VERSION_FIELD``.
+    def all_webhooks(self) -> list[Json]:
+        """Every registration, oldest first (for delivery and for 7.0's unpaged listing)."""
         raise NotSupported("webhooks are not supported by this server")
 
-    def register_webhook(self, webhook: Json) -> bool:
-        """Register, update or (empty ``events``) remove; True when now registered."""
+    def list_webhooks(self, query: WebhookQuery, page: PageRequest) -> Page[Json]:
+        """One page of registrations (``events.list_page``)."""
+        raise NotSupported("webhooks are not supported by this server")
+
+    def get_webhook(self, webhook_id: str) -> Json:
+        raise NotSupported("webhooks are not supported by this server")
+
+    def create_webhook(self, webhook: Json) -> Json:
+        """Store a new registration (``events.new_registration``: a new id); returns it."""
+        raise NotSupported("webhooks are not supported by this server")
+
+    def replace_webhook(self, webhook_id: str, webhook: Json) -> Json:
+        """Replace a registration's settings (``events.replaced_registration``); returns it."""
+        raise NotSupported("webhooks are not supported by this server")
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        raise NotSupported("webhooks are not supported by this server")
+
+    def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
+        """A status change the server makes (``events.server_status``); False when it does not
+        apply (the registration is gone, or a client changed its status meanwhile)."""
         raise NotSupported("webhooks are not supported by this server")
 
     # --- life cycle ------------------------------------------------------------------------

@@ -3,13 +3,15 @@ registrations it reaches, and the body each receiver gets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from backends.base import Json, UrlOptions
+from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
-from backends.rules import filter_get_urls, now
+from backends.rules import filter_get_urls, matches_tags, now, page_limit
 
 FLOW_CREATED = "flows/created"
 FLOW_UPDATED = "flows/updated"
@@ -34,7 +36,14 @@ EVENT_TYPES = (
 FILTERS = ("flow_ids", "source_ids", "flow_collected_by_ids", "source_collected_by_ids")
 TRANSFORMS = ("accept_get_urls", "accept_storage_ids", "presigned", "verbose_storage")
 IDENTITY = ("url", "api_key_name", "api_key_value")
-WEBHOOK_FIELDS = frozenset((*IDENTITY, "events", *FILTERS, *TRANSFORMS))
+# 8.0 added tags (ADR-0040) and 8.2 include_object_timerange: a 7.0 registration has neither.
+FIELDS_SINCE_8 = ("tags", "include_object_timerange")
+WEBHOOK_FIELDS = frozenset((*IDENTITY, "events", *FILTERS, *TRANSFORMS, *FIELDS_SINCE_8))
+# The API version a registration was last written under: set by the server (the request's dialect),
+# opaque to backends, never shown; its events are rendered in that version's shapes.
+VERSION_FIELD = "api_version"
+# Kept by the server: a client sends ``status`` (created or disabled) and, on PUT, the ``id``.
+SERVER_FIELDS = ("id", "status", "error", VERSION_FIELD)
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,12 @@ def source_event(kind: str, source: Json, payload: Json | None = None) -> Event:
 
 
 def prepare_webhook(body: Json) -> Json:
-    """Check a registration: filters or transformations we do not know are refused (400), as 7.0 asks."""
-    unknown = sorted(set(body) - WEBHOOK_FIELDS)
+    """Check a registration: filters or transformations we do not know are refused (400), as 7.0 asks.
+
+    The server-managed fields (``SERVER_FIELDS``) pass through; ``new_registration`` and
+    ``replaced_registration`` decide them.
+    """
+    unknown = sorted(set(body) - WEBHOOK_FIELDS - set(SERVER_FIELDS))
     if unknown:
         raise BadRequest(f"unsupported webhook properties: {', '.join(unknown)}")
     bad_events = sorted(set(body["events"]) - set(EVENT_TYPES))
@@ -102,8 +115,8 @@ def identity(webhook: Json) -> tuple[Any, ...]:
 
 
 def public_view(webhook: Json) -> Json:
-    """A registration as GET shows it: never the api_key_value."""
-    return {k: v for k, v in webhook.items() if k != "api_key_value"}
+    """A registration as GET shows it: never the api_key_value, nor the version it was made under."""
+    return {k: v for k, v in webhook.items() if k not in ("api_key_value", VERSION_FIELD)}
 
 
 def _intersects(wanted: Iterable[str] | None, have: Iterable[str]) -> bool:
@@ -135,17 +148,177 @@ def url_options(webhook: Json) -> UrlOptions:
     )
 
 
-def body_for(webhook: Json, event: Event) -> Json:
-    """What the receiver gets; segments carry get_urls shaped by the registration's transformations."""
+def body_for(webhook: Json, event: Event, payload_view: PayloadHook | None = None) -> Json:
+    """What the receiver gets; segments carry get_urls shaped by the registration's transformations.
+
+    ``payload_view(event_type, payload)`` renders the payload as the registration's API version
+    shows it (its dialect's ``event_payload``).
+    """
     payload = event.payload
     if event.type == SEGMENTS_ADDED:
         options = url_options(webhook)
-        segments = []
-        for segment in payload["segments"]:
-            shaped = {k: v for k, v in segment.items() if k != "get_urls"}
-            urls = filter_get_urls(segment.get("get_urls", []), options)
-            if urls is not None:
-                shaped["get_urls"] = urls
-            segments.append(shaped)
-        payload = {**payload, "segments": segments}
+        payload = {**payload, "segments": [shape_segment(webhook, s, options) for s in payload["segments"]]}
+    if payload_view is not None:
+        payload = payload_view(event.type, payload)
     return {"event_timestamp": event.timestamp, "event_type": event.type, "event": payload}
+
+
+# --- registrations by id (TAMS 8.0+, ADR-0037) ---------------------------------------------------
+#
+# Status life cycle. A client creates a registration ``created`` (the default) or ``disabled``, and
+# with PUT may move ``error``/``disabled`` to ``created`` (re-enable) and ``created``/``started`` to
+# ``disabled``; ``error`` to ``disabled`` is refused (400), as the spec advises. PUT ``created`` on a
+# ``started`` registration keeps it ``started`` (it is enabled already). The server moves
+# ``created`` to ``started`` when it begins a delivery to it, and ``created``/``started`` to
+# ``error`` (with an ``error`` object) when a delivery fails persistently: every attempt of the
+# delivery policy (retries with backoff) failed. Only ``created`` and ``started`` registrations get
+# deliveries.
+
+CREATED = "created"
+STARTED = "started"
+DISABLED = "disabled"
+ERROR = "error"
+STATUSES = (CREATED, STARTED, DISABLED, ERROR)
+CLIENT_STATUSES = (CREATED, DISABLED)
+DELIVERING = (CREATED, STARTED)
+# The transitions the server itself makes (never a client).
+_SERVER_TRANSITIONS = {(CREATED, STARTED), (CREATED, ERROR), (STARTED, ERROR)}
+
+
+def registration_request(body: Json, version: str) -> Json:
+    """A client's registration body with the API version it came under (a client cannot set it)."""
+    if VERSION_FIELD in body:
+        raise BadRequest(f"unsupported webhook properties: {VERSION_FIELD}")
+    return {**body, VERSION_FIELD: version}
+
+
+def api_version(webhook: Json, default: str = "7.0") -> str:
+    """The version a registration was made under; registrations stored before versions were
+    recorded were all made under 7.0."""
+    return str(webhook.get(VERSION_FIELD) or default)
+
+
+def _client_status(body: Json) -> str:
+    status = body.get("status", CREATED)
+    if status not in CLIENT_STATUSES:
+        raise BadRequest(f"a client may set a webhook's status to created or disabled, not {status!r}")
+    return str(status)
+
+
+def new_registration(body: Json) -> Json:
+    """The registration to store for a POST (8.0+): always new, with a server-minted id."""
+    webhook = {k: v for k, v in prepare_webhook(body).items() if k not in ("id", "error")}
+    webhook["id"] = str(uuid.uuid4())
+    webhook["status"] = _client_status(body)
+    return webhook
+
+
+def next_status(current: str, requested: str) -> str:
+    """The status after a client asks for ``requested`` (PUT)."""
+    if requested == DISABLED:
+        if current == ERROR:
+            raise BadRequest("a webhook in error cannot be disabled: re-enable it (status created) or delete it")
+        return DISABLED
+    return STARTED if current == STARTED else CREATED
+
+
+def replaced_registration(existing: Json, body: Json) -> Json:
+    """The registration to store for a PUT: the body replaces the settings; id and status stay the
+    server's (status per ``next_status``). An omitted ``api_key_value`` keeps the stored one while
+    ``api_key_name`` is unchanged: a client cannot read it back to send it again."""
+    if body.get("id", existing["id"]) != existing["id"]:
+        raise BadRequest(f"webhook id in the path ({existing['id']}) does not match the body ({body['id']})")
+    webhook = {k: v for k, v in prepare_webhook(body).items() if k not in ("id", "status", "error")}
+    webhook["id"] = existing["id"]
+    webhook["status"] = next_status(existing.get("status", CREATED), _client_status(body))
+    same_key = webhook.get("api_key_name") == existing.get("api_key_name")
+    if "api_key_value" not in webhook and same_key and "api_key_value" in existing:
+        webhook["api_key_value"] = existing["api_key_value"]
+    if VERSION_FIELD not in webhook and VERSION_FIELD in existing:
+        webhook[VERSION_FIELD] = existing[VERSION_FIELD]
+    return webhook
+
+
+def with_id(webhook: Json) -> Json:
+    """A registration stored before ids (7.0-era): give it an id and the status of one that delivers."""
+    if webhook.get("id") and webhook.get("status"):
+        return webhook
+    return {"id": str(uuid.uuid4()), "status": CREATED, **webhook}
+
+
+def server_status(webhook: Json, status: str, error: Json | None = None) -> Json | None:
+    """The registration after the server moves it to ``status``; None when that move is not one the
+    server makes from the current status (a client changed it meanwhile, or nothing changes)."""
+    if (webhook.get("status", CREATED), status) not in _SERVER_TRANSITIONS:
+        return None
+    changed = {k: v for k, v in webhook.items() if k != "error"}
+    changed["status"] = status
+    if status == ERROR and error is not None:
+        changed["error"] = error
+    return changed
+
+
+def delivers(webhook: Json) -> bool:
+    """Only registrations ``created`` or ``started`` get deliveries (registrations without a status
+    were made before statuses existed, and deliver)."""
+    return webhook.get("status", CREATED) in DELIVERING
+
+
+def delivery_error(summary: str) -> Json:
+    """The ``error`` a registration shows after a persistent delivery failure."""
+    return {"type": "WebhookDeliveryFailed", "summary": summary, "time": now()}
+
+
+def _order_key(webhook: Json) -> tuple[str, str]:
+    return (webhook.get("url") or "", webhook.get("id") or "")
+
+
+def _position(key: tuple[str, str]) -> str:
+    return f"{key[0]}\n{key[1]}"
+
+
+def _resume_key(position: str) -> tuple[str, str]:
+    url, sep, webhook_id = position.rpartition("\n")
+    if not sep:
+        raise BadRequest("invalid page key")
+    return (url, webhook_id)
+
+
+def list_page(webhooks: Iterable[Json], query: WebhookQuery, page: PageRequest) -> Page[Json]:
+    """One page of registrations: filtered by tags, sorted by ``url`` (then id), reversed on request.
+
+    The page key names the last registration's (url, id), so a listing resumes at the right place
+    even when registrations were added or removed in between.
+    """
+    limit = page_limit(page.limit)
+    chosen = sorted((w for w in webhooks if matches_tags(w, query.tags)), key=_order_key)
+    keys = [_order_key(w) for w in chosen]
+    start = 0
+    if page.page is not None:
+        resume = _resume_key(page.page)
+        # Ascending: those after the key; descending: those before it, counted from the end.
+        if query.reverse_order:
+            start = len(keys) - bisect.bisect_left(keys, resume)
+        else:
+            start = bisect.bisect_right(keys, resume)
+    if query.reverse_order:
+        chosen.reverse()
+        keys.reverse()
+    chunk = chosen[start : start + limit]
+    more = start + limit < len(chosen)
+    return Page(chunk, limit, _position(keys[start + limit - 1]) if more else None)
+
+
+def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
+    """A segment as a ``flows/segments_added`` event shows it to this registration."""
+    shaped = {k: v for k, v in segment.items() if k != "get_urls"}
+    urls = filter_get_urls(segment.get("get_urls", []), options)
+    if urls is not None:
+        shaped["get_urls"] = urls
+    if not webhook.get("include_object_timerange"):
+        # Segment events carry their object's timerange (backends.media_objects); shown on request.
+        shaped.pop("object_timerange", None)
+    return shaped
+
+
+PayloadHook = Callable[[str, Json], Json]

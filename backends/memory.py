@@ -36,6 +36,7 @@ from backends.base import (
     StorageRequest,
     TagFilter,
     UrlOptions,
+    WebhookQuery,
 )
 from backends.deletion import BackgroundWorker
 from backends.errors import BadRequest, NotFound, TamsError
@@ -82,7 +83,7 @@ class MemoryBackend(Backend):
         self._policy = services.policy
         self._url_lifetime = services.url_lifetime
         self._worker = BackgroundWorker(self, services.policy)
-        self._webhooks: dict[tuple[Any, ...], Json] = {}
+        self._webhooks: dict[str, Json] = {}  # by id, oldest first
         self._delete_requests: dict[str, Json] = {}
         self._stores = {s.info.id: s for s in stores}
         self._service: Json = {}
@@ -351,7 +352,7 @@ class MemoryBackend(Backend):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [self._segment_view(s, UrlOptions(verbose_storage=True), False) for s in added]
+                views = [self._segment_view(s, UrlOptions(verbose_storage=True), True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
@@ -638,17 +639,48 @@ class MemoryBackend(Backend):
             return len(doomed)
 
     # --- webhooks ------------------------------------------------------------------------------
-    def list_webhooks(self) -> list[Json]:
+    def _webhook(self, webhook_id: str) -> Json:
+        try:
+            return self._webhooks[webhook_id]
+        except KeyError:
+            raise NotFound(f"webhook {webhook_id} not found") from None
+
+    def all_webhooks(self) -> list[Json]:
         with self._lock:
             return [dict(w) for w in self._webhooks.values()]
 
-    def register_webhook(self, webhook: Json) -> bool:
-        webhook = events.prepare_webhook(webhook)
+    def list_webhooks(self, query: WebhookQuery, page: PageRequest) -> Page[Json]:
         with self._lock:
-            if not webhook["events"]:
-                self._webhooks.pop(events.identity(webhook), None)
+            return events.list_page([dict(w) for w in self._webhooks.values()], query, page)
+
+    def get_webhook(self, webhook_id: str) -> Json:
+        with self._lock:
+            return dict(self._webhook(webhook_id))
+
+    def create_webhook(self, webhook: Json) -> Json:
+        webhook = events.new_registration(webhook)
+        with self._lock:
+            self._webhooks[webhook["id"]] = webhook
+            return dict(webhook)
+
+    def replace_webhook(self, webhook_id: str, webhook: Json) -> Json:
+        with self._lock:
+            webhook = events.replaced_registration(self._webhook(webhook_id), webhook)
+            self._webhooks[webhook_id] = webhook
+            return dict(webhook)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self._lock:
+            self._webhook(webhook_id)
+            del self._webhooks[webhook_id]
+
+    def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
+        with self._lock:
+            current = self._webhooks.get(webhook_id)
+            changed = None if current is None else events.server_status(current, status, error)
+            if changed is None:
                 return False
-            self._webhooks[events.identity(webhook)] = webhook
+            self._webhooks[webhook_id] = changed
             return True
 
     # --- life cycle ----------------------------------------------------------------------------

@@ -151,14 +151,19 @@ def shared_moto() -> MotoServer:
         return _moto
 
 
-def _emulated(options: Mapping[str, Any], name: str | None) -> tuple[VastEngine, dict[str, Any]]:
+def emulated_cluster(name: str) -> Any:
+    """The emulated cluster (a ``VastDouble``) shared by every backend of this process with
+    ``emulate = name``; made on first use. Tests use it to lay tables down before a backend opens them."""
     from backends.tabular.vast_double import VastDouble
 
     with _moto_lock:
-        if name is None:
-            cluster = VastDouble(buckets=["tams"])
-        else:
-            cluster = _clusters.get(name) or _clusters.setdefault(name, VastDouble(buckets=["tams"]))
+        return _clusters.get(name) or _clusters.setdefault(name, VastDouble(buckets=["tams"]))
+
+
+def _emulated(options: Mapping[str, Any], name: str | None) -> tuple[VastEngine, dict[str, Any]]:
+    from backends.tabular.vast_double import VastDouble
+
+    cluster = VastDouble(buckets=["tams"]) if name is None else emulated_cluster(name)
     moto = shared_moto()
     bucket = f"tams-{name or uuid.uuid4().hex[:16]}".lower()
     emulated = {k: v for k, v in options.items() if k not in ("storage",) and not k.startswith("s3_")}

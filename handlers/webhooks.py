@@ -1,21 +1,45 @@
-"""Webhooks tag: registration of event receivers (delivery is ``tams_server.webhooks``)."""
+"""Webhooks tag (8.0+, ADR-0037): registrations by id, paged and filtered by tags (delivery is
+``tams_server.webhooks``; 7.0's registration by identity is in ``handlers/versions/v7_0.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backends.base import Json
-from backends.events import public_view
+from backends.base import Json, WebhookQuery
+from handlers import _params
+from handlers.versions import dialect
 from tams_server import context
 from tams_server.context import backend
 
 
-def get_webhooks() -> Any:
-    return [public_view(w) for w in backend().list_webhooks()], 200
+def get_webhooks(reverse_order: bool | None = None, limit: int | None = None, page: str | None = None) -> Any:
+    reverse = bool(reverse_order)
+    order = f"url|{reverse}"
+    query = WebhookQuery(tags=_params.tag_filter(), reverse_order=reverse)
+    result = backend().list_webhooks(query, _params.page_request(limit, page, order))
+    headers = _params.paging_headers(result, order)
+    headers["X-Paging-Count"] = str(len(result.items))
+    headers["X-Paging-Reverse-Order"] = "true" if reverse else "false"
+    return [dialect().webhook(w) for w in result.items], 200, headers
 
 
 def post_webhooks(body: Json) -> Any:
-    if body.get("events"):
-        context.webhooks().check(body["url"])
-    registered = backend().register_webhook(body)
-    return (public_view(body), 201) if registered else (None, 204)
+    request = dialect().webhook_request(body)
+    context.webhooks().check(request["url"])
+    return dialect().webhook(backend().create_webhook(request)), 201
+
+
+def get_webhooks_webhook_id(webhook_id: str) -> Any:
+    return dialect().webhook(backend().get_webhook(webhook_id)), 200
+
+
+def put_webhooks(webhook_id: str, body: Json) -> Any:
+    request = dialect().webhook_request(body)
+    backend().get_webhook(webhook_id)  # 404 before 400 for a bad receiver
+    context.webhooks().check(request["url"])
+    return dialect().webhook(backend().replace_webhook(webhook_id, request)), 201
+
+
+def delete_webhooks_webhook_id(webhook_id: str) -> Any:
+    backend().delete_webhook(webhook_id)
+    return None, 204

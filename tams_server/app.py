@@ -21,8 +21,11 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 import backends
+import spec
 from backends import errors as domain_errors
-from backends.base import Backend, BackendServices, StorePolicy, acting_as
+from backends import events as domain_events
+from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
+from handlers.versions import Dialect, dialect_of
 from tams_server import context, errors, media, specload, versions
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier
 from tams_server.config import Settings
@@ -163,11 +166,30 @@ def _drop_body(send: Send) -> Send:
     return send_without_body
 
 
+def _webhook_dialect(webhook: Json) -> Dialect:
+    """The dialect of the API version a registration was made under (7.0 for one stored before
+    versions were recorded; the newest served when its version is no longer served)."""
+    version = domain_events.api_version(webhook)
+    try:
+        return dialect_of(version)
+    except ModuleNotFoundError:
+        return dialect_of(max(spec.versions(), key=versions.version_key))
+
+
+def _render_event(webhook: Json, event: domain_events.Event) -> Json:
+    """An event's body as the registration's API version shows it."""
+    return _webhook_dialect(webhook).webhook_event(webhook, event)
+
+
 def build_services(settings: Settings, backend: Callable[[], Backend]) -> BackendServices:
     """What a backend factory gets: URL signer, event sink (webhooks), policy and data directory."""
     secret = settings.media_secret.encode() if settings.media_secret else secrets.token_bytes(32)
     dispatcher = WebhookDispatcher(
-        DeliveryPolicy(allow_private=settings.webhooks_allow_private), lambda: backend().list_webhooks()
+        DeliveryPolicy(allow_private=settings.webhooks_allow_private),
+        lambda: backend().all_webhooks(),
+        render=_render_event,
+        set_status=lambda webhook_id, status, error: backend().set_webhook_status(webhook_id, status, error),
+        error_status=lambda webhook: _webhook_dialect(webhook).webhook_error_status,
     )
     policy = StorePolicy(
         async_delete_threshold=settings.async_delete_threshold,

@@ -4,6 +4,12 @@ Each registration has its own bounded queue and consumer, so deliveries to one r
 their order (and so stay in order per flow) and a slow or dead receiver delays nobody else.
 A failed POST is retried with exponential backoff; when the attempts run out, or the queue is
 full, the delivery is dropped with a log line.
+
+Statuses (8.0+, see ``backends.events``): only ``created``/``started`` registrations get events; a
+``created`` one becomes ``started`` when its first delivery begins, and one whose delivery runs out
+of attempts goes to ``error`` (its queued events are dropped) unless ``error_status`` says the
+registration's API version has no statuses (7.0: it stays as it is and later events are tried).
+Bodies are rendered by ``render`` (the dialect of the version the registration was made under).
 """
 
 from __future__ import annotations
@@ -57,9 +63,19 @@ def check_receiver(url: str, allow_private: bool) -> None:
 class WebhookDispatcher:
     """An ``EventSink`` that delivers each event to the registrations it matches."""
 
-    def __init__(self, policy: DeliveryPolicy, registrations: Callable[[], list[Json]] | None = None) -> None:
+    def __init__(
+        self,
+        policy: DeliveryPolicy,
+        registrations: Callable[[], list[Json]] | None = None,
+        render: Callable[[Json, events.Event], Json] | None = None,
+        set_status: Callable[[str, str, Json | None], bool] | None = None,
+        error_status: Callable[[Json], bool] | None = None,
+    ) -> None:
         self.policy = policy
         self.registrations = registrations or (lambda: [])
+        self.render = render or events.body_for
+        self.set_status = set_status or (lambda _id, _status, _error: False)
+        self.error_status = error_status or (lambda _webhook: True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._queues: dict[tuple[Any, ...], asyncio.Queue[Json]] = {}
@@ -77,13 +93,13 @@ class WebhookDispatcher:
 
     # --- the EventSink side: called from request threads ---------------------------------------
     def publish(self, event: events.Event) -> None:
-        hooks = [w for w in self.registrations() if events.matches(w, event)]
+        hooks = [w for w in self.registrations() if events.delivers(w) and events.matches(w, event)]
         if not hooks:
             return
         loop = self._ensure_loop()
         for webhook in hooks:
             self._add_pending(1)
-            loop.call_soon_threadsafe(self._enqueue, webhook, events.body_for(webhook, event))
+            loop.call_soon_threadsafe(self._enqueue, webhook, self.render(webhook, event))
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every published delivery finished or was dropped (for tests and shutdown)."""
@@ -124,7 +140,7 @@ class WebhookDispatcher:
                 self._idle.set()
 
     def _enqueue(self, webhook: Json, body: Json) -> None:
-        key = events.identity(webhook)
+        key = (webhook["id"],) if webhook.get("id") else events.identity(webhook)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue(self.policy.queue_size)
@@ -140,13 +156,32 @@ class WebhookDispatcher:
         while not queue.empty():
             item = queue.get_nowait()
             try:
-                await self._deliver(item["webhook"], item["body"])
+                problem = await self._deliver(item["webhook"], item["body"])
+                if problem is not None:
+                    await self._failed(item["webhook"], queue, problem)
             finally:
                 self._add_pending(-1)
         del self._queues[key]
         self._consumers.remove(asyncio.current_task())  # type: ignore[arg-type]
 
-    async def _deliver(self, webhook: Json, body: Json) -> None:
+    async def _failed(self, webhook: Json, queue: asyncio.Queue[Json], problem: str) -> None:
+        """A delivery failed for good: the registration goes to ``error`` and its queue is dropped."""
+        if not webhook.get("id") or not self.error_status(webhook):
+            return
+        error = events.delivery_error(f"deliveries to {webhook['url']} keep failing: {problem}")
+        if not await asyncio.to_thread(self.set_status, webhook["id"], events.ERROR, error):
+            return
+        log.warning("webhook %s (%s) is in error until a client re-enables it", webhook["id"], webhook["url"])
+        while not queue.empty():
+            item = queue.get_nowait()
+            self._drop(item["webhook"], item["body"], "the webhook is in error")
+            self._add_pending(-1)
+
+    async def _deliver(self, webhook: Json, body: Json) -> str | None:
+        """POST with retries; what went wrong when every attempt failed (the delivery is dropped)."""
+        if webhook.get("id") and webhook.get("status") == events.CREATED:
+            await asyncio.to_thread(self.set_status, webhook["id"], events.STARTED, None)
+            webhook["status"] = events.STARTED
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.policy.timeout_s, follow_redirects=False)
         headers = {}
@@ -159,7 +194,7 @@ class WebhookDispatcher:
                 await asyncio.to_thread(check_receiver, webhook["url"], self.policy.allow_private)
                 response = await self._client.post(webhook["url"], json=body, headers=headers)
                 if response.is_success:
-                    return
+                    return None
                 problem = f"HTTP {response.status_code}"
             except BadRequest as exc:
                 problem = exc.summary
@@ -169,7 +204,9 @@ class WebhookDispatcher:
             if attempt < self.policy.attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.policy.max_backoff_s)
-        self._drop(webhook, body, f"{problem} after {attempt} attempt(s)")
+        problem = f"{problem} after {attempt} attempt(s)"
+        self._drop(webhook, body, problem)
+        return problem
 
     def _drop(self, webhook: Json, body: Json, why: str) -> None:
         self.dropped += 1

@@ -25,7 +25,7 @@ def test_every_operation_answers_a_documented_success(spec_path: Path, api_versi
         "format": "urn:x-nmos:format:video",
         "codec": "video/h264",
         "container": "video/mp2t",
-        "essence_parameters": {"frame_width": 1280, "frame_height": 720},
+        "essence_parameters": {"frame_width": 1280, "frame_height": 720, "frame_rate": {"numerator": 50}},
     }
     # A mono flow read through the multi flow's segments has no container of its own.
     member = {k: v for k, v in video.items() if k != "container"} | {"id": member_id, "source_id": new_id()}

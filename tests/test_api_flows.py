@@ -154,7 +154,7 @@ def catalogue(tams):
             source_id=shared_source,
             label="sd",
             codec="video/mpeg2",
-            essence_parameters={"frame_width": 720, "frame_height": 576},
+            essence_parameters={"frame_width": 720, "frame_height": 576, "frame_rate": {"numerator": 25}},
             tags={"genre": "sport"},
         ),
         "audio": tams.put_flow("audio", label="audio", tags={"genre": "news"}),

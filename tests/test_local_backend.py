@@ -89,14 +89,14 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
     b.object_store(store_id).write(allocated["object_id"], b"bytes", "text/plain")
     assert b.add_segments(flow_id, [{"object_id": allocated["object_id"], "timerange": "[0:0_1:0)"}]) == []
     assert b.add_segments(flow_id, [{"object_id": "external", "timerange": "[1:0_2:0)", "sample_count": 3}]) == []
-    b.register_webhook({"url": "http://hook.example/", "events": ["flows/created"]})
-    before = (b.get_flow(flow_id, include_timerange=True), b.get_source(source_id), b.list_webhooks())
+    b.create_webhook({"url": "http://hook.example/", "events": ["flows/created"], "tags": {"a": "b"}})
+    before = (b.get_flow(flow_id, include_timerange=True), b.get_source(source_id), b.all_webhooks())
     b.close()
 
     b = open_backend(data)
     try:
         assert b.storage_backends()[0]["id"] == store_id  # the store keeps its id
-        assert (b.get_flow(flow_id, include_timerange=True), b.get_source(source_id), b.list_webhooks()) == before
+        assert (b.get_flow(flow_id, include_timerange=True), b.get_source(source_id), b.all_webhooks()) == before
         assert before[0]["timerange"] == "[0:0_2:0)"
         assert b.service_info()["name"] == "persistent"
         assert timeranges(b, flow_id) == ["[0:0_1:0)", "[1:0_2:0)"]

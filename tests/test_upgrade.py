@@ -1,12 +1,14 @@
-"""A data directory written by the 7.0-only release opens with this server, nothing lost, and reads
-back under every version.
+"""A store written by the 7.0-only release opens with this server, nothing lost, and reads back
+under every version: the ``local`` backend's data directory (DuckDB tables and media files) and
+the ``vast`` backend's tables and S3 objects (on the emulated cluster).
 
-``tests/data/v7_0_store.tar.gz`` was made by ``tests/data/make_v7_0_store.py`` with that release
-(commit 31b892d), and ``v7_0_store.json`` holds what that release answered then.
+``tests/data/v7_0_*store.tar.gz`` were made by ``tests/data/make_v7_0_store.py`` with that release
+(commit 31b892d), and ``v7_0_*store.json`` hold what that release answered then.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from collections.abc import Iterator
@@ -14,25 +16,62 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
+import pyarrow as pa
 import pytest
 from conftest import TamsClient, app_settings
 
+from backends import vast
 from tams_server.app import create_app
 
 DATA = Path(__file__).resolve().parent / "data"
 TOKEN = "tams_upgrade-test-admin-token"
-EXPECTED: dict[str, Any] = json.loads((DATA / "v7_0_store.json").read_text())
+EXPECTED: dict[str, dict[str, Any]] = {
+    "local": json.loads((DATA / "v7_0_store.json").read_text()),
+    "vast": json.loads((DATA / "v7_0_vast_store.json").read_text()),
+}
 
 
-@pytest.fixture(scope="module")
-def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The 7.0-era data directory, opened by this server (local backend, every version)."""
-    where = tmp_path_factory.mktemp("upgrade")
+def open_local(where: Path) -> Any:
     with tarfile.open(DATA / "v7_0_store.tar.gz") as archive:
         archive.extractall(where, filter="data")
-    settings = app_settings(backend="local", data_dir=str(where / "v7_0_store"), admin_token=TOKEN)
-    app = create_app(settings)
-    yield app
+    return create_app(app_settings(backend="local", data_dir=str(where / "v7_0_store"), admin_token=TOKEN))
+
+
+def open_vast() -> Any:
+    """Lay the 7.0-era tables (their own columns) on a fresh emulated cluster, open the backend on
+    it, then put back the S3 objects."""
+    name = "v7-upgrade"  # as made: the S3 bucket's name (in URLs) follows it
+    with tarfile.open(DATA / "v7_0_vast_store.tar.gz") as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    with vast.emulated_cluster(name).session().transaction() as tx:
+        schema = tx.bucket("tams").create_schema("tams")
+        for member, data in members.items():
+            if member.startswith("tables/"):
+                rows = pa.ipc.open_stream(io.BytesIO(data)).read_all()
+                table = schema.create_table(Path(member).stem, rows.schema)
+                if rows.num_rows:
+                    table.insert(rows)
+    app = create_app(app_settings(backend="vast", backend_options={"emulate": name}, admin_token=TOKEN))
+    [store] = app.backend._stores.values()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=store.config.endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    for member, data in members.items():
+        if member.startswith("s3/"):
+            s3.put_object(Bucket=store.config.bucket, Key=member[len("s3/") :], Body=data)
+    return app
+
+
+@pytest.fixture(scope="module", params=["local", "vast"])
+def upgraded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """The 7.0-era store of a backend, opened by this server (every version served)."""
+    app = open_local(tmp_path_factory.mktemp("upgrade")) if request.param == "local" else open_vast()
+    yield request.param, app
     app.backend.close()
 
 
@@ -55,16 +94,39 @@ def comparable(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("path", sorted(EXPECTED))
-def test_everything_written_by_the_70_release_reads_back_the_same_under_70(upgraded: Any, path: str) -> None:
-    response = client(upgraded, "7.0").get(path)
-    assert response.status_code == 200, response.text
-    assert comparable(response.json()) == comparable(EXPECTED[path])
+def test_everything_written_by_the_70_release_reads_back_the_same_under_70(upgraded: tuple[str, Any]) -> None:
+    backend, app = upgraded
+    tams = client(app, "7.0")
+    for path, expected in EXPECTED[backend].items():
+        response = tams.get(path)
+        assert response.status_code == 200, (path, response.text)
+        body = response.json()
+        if path == "/service":
+            body.pop("service_version")  # new: which software serves which versions where
+        assert comparable(body) == comparable(expected), path
 
 
-def test_media_written_by_the_70_release_downloads(upgraded: Any) -> None:
-    tams = client(upgraded, "7.0")
-    video = next(path for path in EXPECTED if path.endswith("/segments") and EXPECTED[path][0].get("get_urls"))
+def test_media_written_by_the_70_release_downloads(upgraded: tuple[str, Any]) -> None:
+    backend, app = upgraded
+    tams = client(app, "7.0")
+    expected = EXPECTED[backend]
+    video = next(path for path in expected if path.endswith("/segments") and expected[path][0].get("get_urls"))
     segments = tams.get(video).json()
     contents = [tams.get(segment["get_urls"][0]["url"]).content for segment in segments]
     assert contents == [f"segment {i}".encode() for i in range(len(segments))]
+
+
+def test_webhooks_of_the_70_release_get_ids_that_last(upgraded: Any) -> None:
+    """Registrations stored without ids get one when the store opens, written back to the table."""
+    from backends.tabular.engine import col
+    from backends.tabular.tables import WEBHOOKS
+
+    listed = client(upgraded, "8.2").get("/service/webhooks").json()
+    assert len(listed) == len(EXPECTED["/service/webhooks"])
+    assert all(w["status"] == "created" for w in listed)
+    with upgraded.backend.engine.transaction(write=False) as tx:
+        assert tx.select(WEBHOOKS.name, ["seq"], col("id").isnull()).num_rows == 0
+        stored = sorted(tx.select(WEBHOOKS.name, ["id"]).column("id").to_pylist())
+    assert stored == sorted(w["id"] for w in listed)
+    for webhook in listed:
+        assert client(upgraded, "8.2").get(f"/service/webhooks/{webhook['id']}").json() == webhook

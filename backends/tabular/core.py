@@ -78,6 +78,7 @@ class TabularCore(Backend):
         self._stores = {s.info.id: s for s in stores}
         self._events = services.events
         self._policy = services.policy
+        self._url_lifetime = services.url_lifetime
         self._locks = locks or LockManager()
         self._worker = BackgroundWorker(self, services.policy)
         engine.ensure_tables(TABLES)

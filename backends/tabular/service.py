@@ -28,7 +28,7 @@ class ServiceMixin(TabularCore):
 
     def service_info(self) -> Json:
         stored = self._read(lambda tx: self._meta(tx, "service")[0])
-        return {"type": rules.SERVICE_TYPE, "api_version": rules.API_VERSION, **json.loads(stored or "{}")}
+        return rules.service_info(json.loads(stored or "{}"), self._policy, self._url_lifetime)
 
     def update_service_info(self, changes: Json) -> None:
         def body(tx: Transaction, fx: _Effects) -> None:

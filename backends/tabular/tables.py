@@ -100,7 +100,9 @@ OBJECT_FLOWS = TableSpec(
 )
 WEBHOOKS = TableSpec(
     "webhooks",
-    _schema(("seq", _I), ("url", _S), ("api_key_name", _S), ("api_key_value", _S), ("doc", _S)),
+    # ``id`` (8.0+): null in rows the 7.0-era server wrote, until ``webhooks`` gives them one.
+    _schema(("seq", _I), ("url", _S), ("api_key_name", _S), ("api_key_value", _S), ("doc", _S), ("id", _S)),
+    lookup=("id",),
     order=("seq",),
 )
 DELETE_REQUESTS = TableSpec(

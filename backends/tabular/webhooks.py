@@ -1,53 +1,132 @@
-"""Webhook registrations of the tabular store (cached in memory, reloaded after each change)."""
+"""Webhook registrations of the tabular store, by id (cached in memory, reloaded after each change).
+
+Rows the 7.0-era server wrote have no ``id`` (and their documents no ``id``/``status``): the store
+mints them when it opens, in a write transaction, so they keep the same id from then on.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from backends import events
-from backends.base import Json
+from backends.base import Json, Page, PageRequest, WebhookQuery
+from backends.errors import NotFound
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Order, Transaction, col
 from backends.tabular.tables import WEBHOOKS, _changes
 
 
+def _webhook_row(webhook: Json) -> Json:
+    return {
+        "id": webhook["id"],
+        "url": webhook.get("url"),
+        "api_key_name": webhook.get("api_key_name"),
+        "api_key_value": webhook.get("api_key_value"),
+        "doc": json.dumps(webhook),
+    }
+
+
 class WebhooksMixin(TabularCore):
     """``/service/webhooks``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._read(lambda tx: self._rows(tx, WEBHOOKS, col("id").isnull(), columns=["seq"])):
+            self._give_webhooks_ids()
 
     def _load_webhooks(self) -> list[Json]:
         with self._webhooks_lock:
             if self._webhooks is None:
-                rows = self._read(lambda tx: self._rows(tx, WEBHOOKS, ALL, columns=["doc"], order=[Order("seq")]))
+                rows = self._read(lambda tx: self._rows(tx, WEBHOOKS, ALL, columns=["seq", "doc"]))
+                rows.sort(key=lambda r: r["seq"])  # oldest first (sorted here: not every engine orders)
                 self._webhooks = [json.loads(r["doc"]) for r in rows]
             return self._webhooks
 
-    def list_webhooks(self) -> list[Json]:
-        return [dict(w) for w in self._load_webhooks()]
+    def _give_webhooks_ids(self) -> None:
+        """Mint ids (and the status ``created``) for registrations stored before ids existed."""
 
-    def register_webhook(self, webhook: Json) -> bool:
-        webhook = events.prepare_webhook(webhook)
-        identity = events.identity(webhook)
-
-        def body(tx: Transaction, fx: _Effects) -> bool:
-            where = ALL
-            for name, value in zip(events.IDENTITY, identity, strict=True):
-                where &= col(name) == value  # == None is isnull
-            rows = self._rows(tx, WEBHOOKS, where, row_ids=True, columns=["seq"])
-            if not webhook["events"]:
-                tx.delete(WEBHOOKS.name, [r[ROW_ID] for r in rows])
-                return False
+        def body(tx: Transaction, fx: _Effects) -> None:
+            rows = self._rows(tx, WEBHOOKS, col("id").isnull(), row_ids=True, columns=["doc"])
             if rows:
-                tx.update(WEBHOOKS.name, _changes(WEBHOOKS, [rows[0][ROW_ID]], [{"doc": json.dumps(webhook)}]))
-            else:
-                last = tx.select(WEBHOOKS.name, ["seq"], order=[Order("seq", True)], limit=1).to_pylist()
-                row = dict(zip(events.IDENTITY, identity, strict=True))
-                row.update(seq=last[0]["seq"] + 1 if last else 0, doc=json.dumps(webhook))
-                tx.insert(WEBHOOKS.name, WEBHOOKS.rows([row]))
-            return True
+                docs = [events.with_id(json.loads(r["doc"])) for r in rows]
+                changes = [{"id": d["id"], "doc": json.dumps(d)} for d in docs]
+                tx.update(WEBHOOKS.name, _changes(WEBHOOKS, [r[ROW_ID] for r in rows], changes))
 
         with self._locks.session() as held:
             held.catalog()
-            registered = self._write(body)
-            with self._webhooks_lock:
-                self._webhooks = None  # reloaded, in table order, on next use
-            return registered
+            self._write(body)
+
+    def _changed_webhooks(self) -> None:
+        with self._webhooks_lock:
+            self._webhooks = None  # reloaded, in table order, on next use
+
+    def _webhook_rows(self, tx: Transaction, webhook_id: str) -> list[Json]:
+        return self._rows(tx, WEBHOOKS, col("id") == webhook_id, row_ids=True, columns=["doc"])
+
+    def _change_webhooks(self, body: Any) -> Any:
+        """Run a write on the webhooks table under the catalog lock; the cache is reloaded after."""
+        with self._locks.session() as held:
+            held.catalog()
+            try:
+                return self._write(body)
+            finally:
+                self._changed_webhooks()
+
+    def all_webhooks(self) -> list[Json]:
+        return [dict(w) for w in self._load_webhooks()]
+
+    def list_webhooks(self, query: WebhookQuery, page: PageRequest) -> Page[Json]:
+        return events.list_page(self.all_webhooks(), query, page)
+
+    def get_webhook(self, webhook_id: str) -> Json:
+        for webhook in self._load_webhooks():
+            if webhook["id"] == webhook_id:
+                return dict(webhook)
+        raise NotFound(f"webhook {webhook_id} not found")
+
+    def create_webhook(self, webhook: Json) -> Json:
+        webhook = events.new_registration(webhook)
+
+        def body(tx: Transaction, fx: _Effects) -> Json:
+            last = tx.select(WEBHOOKS.name, ["seq"], order=[Order("seq", True)], limit=1).to_pylist()
+            row = {**_webhook_row(webhook), "seq": last[0]["seq"] + 1 if last else 0}
+            tx.insert(WEBHOOKS.name, WEBHOOKS.rows([row]))
+            return webhook
+
+        return dict(self._change_webhooks(body))
+
+    def replace_webhook(self, webhook_id: str, webhook: Json) -> Json:
+        def body(tx: Transaction, fx: _Effects) -> Json:
+            rows = self._webhook_rows(tx, webhook_id)
+            if not rows:
+                raise NotFound(f"webhook {webhook_id} not found")
+            replaced = events.replaced_registration(json.loads(rows[0]["doc"]), webhook)
+            tx.update(WEBHOOKS.name, _changes(WEBHOOKS, [rows[0][ROW_ID]], [_webhook_row(replaced)]))
+            return replaced
+
+        return dict(self._change_webhooks(body))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        def body(tx: Transaction, fx: _Effects) -> None:
+            rows = self._webhook_rows(tx, webhook_id)
+            if not rows:
+                raise NotFound(f"webhook {webhook_id} not found")
+            tx.delete(WEBHOOKS.name, [r[ROW_ID] for r in rows])
+
+        self._change_webhooks(body)
+
+    def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
+        cached = next((w for w in self._load_webhooks() if w["id"] == webhook_id), None)
+        if cached is None or events.server_status(cached, status, error) is None:
+            return False  # nothing to write (every change in this process reloads the cache)
+
+        def body(tx: Transaction, fx: _Effects) -> bool:
+            rows = self._webhook_rows(tx, webhook_id)
+            changed = events.server_status(json.loads(rows[0]["doc"]), status, error) if rows else None
+            if changed is None:
+                return False
+            tx.update(WEBHOOKS.name, _changes(WEBHOOKS, [rows[0][ROW_ID]], [{"doc": json.dumps(changed)}]))
+            return True
+
+        return bool(self._change_webhooks(body))

@@ -5,9 +5,13 @@ Run it with a checkout of that release (commit 31b892d) first on the path, from 
     git worktree add --detach /tmp/tams-7.0 31b892d
     cd /tmp/tams-7.0 && PYTHONPATH=. python /path/to/tests/data/make_v7_0_store.py /path/to/tests/data
 
-It writes ``v7_0_store.tar.gz`` (the local backend's data directory, ``v7_0_store/``) and
-``v7_0_store.json``: what that release answered to GET requests on it, for ``tests/test_upgrade.py``
-to compare with.
+It writes, for ``tests/test_upgrade.py``:
+
+- ``v7_0_store.tar.gz``: the ``local`` backend's data directory (``v7_0_store/``);
+- ``v7_0_vast_store.tar.gz``: what the ``vast`` backend left on its (emulated) cluster: every table
+  as an Arrow IPC file (``tables/<name>.arrow``, with the 7.0-era columns) and every S3 object
+  (``s3/<key>``);
+- ``v7_0_store.json`` / ``v7_0_vast_store.json``: what that release answered to GET requests then.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from starlette.testclient import TestClient
 
 from tams_server.app import create_app
@@ -39,7 +44,66 @@ def main(out_dir: Path) -> None:
     settings = Settings(
         backend="local", data_dir=str(store), admin_token=TOKEN, webhooks_allow_private=True, media_secret="x"
     )
+    expected = populate(create_app(settings))
+    (out_dir / "v7_0_store.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    with tarfile.open(out_dir / "v7_0_store.tar.gz", "w:gz") as archive:
+        archive.add(store, arcname="v7_0_store")
+    shutil.rmtree(store)
+
+    settings = Settings(
+        backend="vast",
+        backend_options={"emulate": "v7-upgrade"},
+        data_dir=None,
+        admin_token=TOKEN,
+        webhooks_allow_private=True,
+        media_secret="x",
+    )
     app = create_app(settings)
+    expected = populate(app)
+    (out_dir / "v7_0_vast_store.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    dump_vast(app.backend, out_dir / "v7_0_vast_store.tar.gz")
+    print(f"wrote {out_dir}/v7_0_store.* and {out_dir}/v7_0_vast_store.*")
+
+
+def dump_vast(backend, archive_path: Path) -> None:
+    """The emulated cluster's tables (Arrow IPC, 7.0-era columns, no row ids) and S3 objects."""
+    import io
+
+    import boto3
+    import pyarrow as pa
+
+    cluster = backend.engine.cluster
+    with tarfile.open(archive_path, "w:gz") as archive:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        with cluster.session().transaction() as tx:
+            refs = [table.ref for table in tx.bucket("tams").schema("tams").tables()]
+        for ref in refs:
+            rows = cluster.committed_rows(ref)
+            rows = rows.drop_columns([n for n in rows.column_names if n.startswith("$")])
+            sink = io.BytesIO()
+            with pa.ipc.new_stream(sink, rows.schema) as writer:
+                writer.write_table(rows)
+            add(f"tables/{ref.table}.arrow", sink.getvalue())
+        for store in backend._stores.values():
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=store.config.endpoint_url,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                region_name="us-east-1",
+            )
+            bucket = store.config.bucket
+            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                add(f"s3/{item['Key']}", s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+
+
+def populate(app) -> dict:
+    """Write one of everything 7.0 has through ``app``; what GET answered afterwards."""
     with TestClient(app, base_url="http://testserver", headers={"Authorization": f"Bearer {TOKEN}"}) as client:
 
         def ok(response, *statuses):
@@ -110,14 +174,11 @@ def main(out_dir: Path) -> None:
         segments = []
         for i, media in enumerate(objects):
             url = urlsplit(media["put_url"]["url"])
-            ok(
-                client.put(
-                    f"{url.path}?{url.query}", content=f"segment {i}".encode(), headers={"Content-Type": "video/mp2t"}
-                ),
-                200,
-                201,
-                204,
-            )
+            upload = {"content": f"segment {i}".encode(), "headers": {"Content-Type": "video/mp2t"}}
+            if url.netloc == "testserver":
+                ok(client.put(f"{url.path}?{url.query}", **upload), 200, 201, 204)
+            else:  # a presigned S3 URL (moto on loopback)
+                ok(httpx.put(media["put_url"]["url"], **upload), 200, 201, 204)
             segments.append(
                 {
                     "object_id": media["object_id"],
@@ -169,11 +230,7 @@ def main(out_dir: Path) -> None:
             f"/objects/{objects[0]['object_id']}",
         ]:
             expected[path] = ok(client.get(path), 200).json()
-    (out_dir / "v7_0_store.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
-    with tarfile.open(out_dir / "v7_0_store.tar.gz", "w:gz") as archive:
-        archive.add(store, arcname="v7_0_store")
-    shutil.rmtree(store)
-    print(f"wrote {out_dir / 'v7_0_store.tar.gz'} and {out_dir / 'v7_0_store.json'}")
+    return expected
 
 
 if __name__ == "__main__":
