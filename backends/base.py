@@ -170,6 +170,8 @@ class SegmentQuery:
     timerange: TimeRange = field(default_factory=TimeRange.eternity)
     object_id: str | None = None
     reverse_order: bool = False
+    # 8.x: add each segment's object_timerange (its media object's own timerange).
+    include_object_timerange: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,8 @@ class UrlOptions:
     verbose_storage: bool = False
     # storage_backend_tag.{name} / storage_backend_tag_exists.{name}: on the storage backend's tags.
     storage_backend_tags: TagFilter = field(default_factory=TagFilter)
+    # Labels the store minted for unlabelled uncontrolled URLs (see backends.media_objects): shown or not.
+    show_minted_labels: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,10 @@ class StorageRequest:
     limit: int | None = None
     object_ids: tuple[str, ...] | None = None
     storage_id: str | None = None
+    # 8.x: the content type of init objects that differs from the flow container; None: the container.
+    content_type: str | None = None
+    # 8.x: presigned (True, the default) or plain (False) put URLs.
+    presigned: bool = True
 
 
 class Backend(abc.ABC):
@@ -285,8 +293,25 @@ class Backend(abc.ABC):
     def allocate_storage(self, flow_id: str, request: StorageRequest) -> Json: ...
 
     @abc.abstractmethod
-    def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
-        """The object and one page of the flows that reference it."""
+    def get_object(
+        self,
+        object_id: str,
+        page: PageRequest,
+        urls: UrlOptions | None = None,
+        flow_tags: TagFilter | None = None,
+    ) -> tuple[Json, Page[str]]:
+        """The object and one page of the flows that reference it (those with ``flow_tags``).
+
+        NotFound for an id allocated but not yet registered by a segment.
+        """
+
+    def add_object_instance(self, object_id: str, body: Json) -> None:
+        """``POST /objects/{id}/instances``: copy to ``storage_id``, or register ``{url, label}``."""
+        raise NotSupported("object instances are not supported by this backend")
+
+    def delete_object_instance(self, object_id: str, storage_id: str | None, label: str | None) -> None:
+        """Remove one instance (never the last one); a controlled one loses its bytes there too."""
+        raise NotSupported("object instances are not supported by this backend")
 
     def object_store(self, storage_id: str) -> ObjectStore | None:
         """The store with this id, when its bytes are served by this server."""

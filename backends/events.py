@@ -316,8 +316,7 @@ def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
     if urls is not None:
         shaped["get_urls"] = urls
     if not webhook.get("include_object_timerange"):
-        # TODO: with include_object_timerange, segments should carry their object's timerange even
-        # when it was not given at registration (the objects feature stores object timeranges).
+        # Segment events carry their object's timerange (backends.media_objects); shown on request.
         shaped.pop("object_timerange", None)
     return shaped
 

@@ -20,6 +20,7 @@ from typing import Any
 from sortedcontainers import SortedKeyList
 
 from backends import deletion, events, ordering, profiles, rules
+from backends import media_objects as mo
 from backends.base import (
     Backend,
     BackendServices,
@@ -35,12 +36,13 @@ from backends.base import (
     SourceField,
     SourceQuery,
     StorageRequest,
+    TagFilter,
     UrlOptions,
     WebhookQuery,
 )
 from backends.deletion import BackgroundWorker
 from backends.errors import BadRequest, NotFound, TamsError
-from backends.objectstore import MemoryObjectStore, ObjectStore, StorageBackendInfo
+from backends.objectstore import MemoryObjectStore, ObjectStore, StorageBackendInfo, copy_object
 from backends.timerange import TimeRange
 
 
@@ -53,6 +55,14 @@ class _Object:
     # When it was allocated, and when its last reference went (for reclamation).
     allocated_at: float = field(default_factory=time.time)
     unreferenced_since: float | None = None
+    # 8.x (backends.media_objects): media or init once registered, the media facts, the instances.
+    kind: str | None = None
+    facts: mo.ObjectFacts | None = None
+    external: list[Json] = field(default_factory=list)  # uncontrolled instances: url, label (, minted)
+    copies: list[str] = field(default_factory=list)  # storage ids of controlled copies besides storage_id
+
+    def controlled_ids(self) -> list[str]:
+        return ([self.storage_id] if self.storage_id is not None else []) + self.copies
 
 
 def _no_segments() -> SortedKeyList:
@@ -296,21 +306,34 @@ class MemoryBackend(Backend):
                     next_key = rules.encode_cursor(str(chosen[-1].timerange))
                     break
                 chosen.append(segment)
-            items = [rules.segment_view(s, self._get_urls(s, urls)) for s in chosen]
+            items = [self._segment_view(s, urls, query.include_object_timerange) for s in chosen]
             return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
 
-    def _get_urls(self, segment: rules.Segment, options: UrlOptions) -> list[Json] | None:
+    def _object_urls(self, object_id: str, options: UrlOptions) -> list[Json] | None:
+        """Every instance of an object as ``get_urls``, filtered by ``options``."""
         if options.accept_get_urls == ():
             return None  # the client wants no URLs: skip signing them
-        return rules.get_urls(segment, self._controlled_urls(segment), options)
+        record = self._objects.get(object_id)
+        if record is None:
+            return [] if options.accept_get_urls is None else mo.instance_urls([], [], options)
+        controlled = []
+        for storage_id in record.controlled_ids():
+            store = self._stores[storage_id]
+            url, presigned = store.download_url(object_id)
+            controlled.append(rules.ControlledUrl(url, presigned, store.info))
+        return mo.instance_urls(controlled, record.external, options)
 
-    def _controlled_urls(self, segment: rules.Segment) -> list[rules.ControlledUrl]:
+    def _segment_view(self, segment: rules.Segment, options: UrlOptions, include_object_timerange: bool) -> Json:
+        view = rules.segment_view(segment, self._object_urls(segment.object_id, options))
         record = self._objects.get(segment.object_id)
-        if record is None or record.storage_id is None:
-            return []
-        store = self._stores[record.storage_id]
-        url, presigned = store.download_url(segment.object_id)
-        return [rules.ControlledUrl(url, presigned, store.info)]
+        facts = record.facts if record is not None else None
+        if facts is not None:
+            if include_object_timerange and facts.timerange is not None:
+                view["object_timerange"] = facts.timerange
+            if facts.init_object_id is not None:
+                urls = self._object_urls(facts.init_object_id, options)
+                view["init_object"] = mo.init_view(facts.init_object_id, urls, "object_id")
+        return view
 
     def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
         with self._lock:
@@ -321,7 +344,10 @@ class MemoryBackend(Backend):
             added = []
             for body in segments:
                 try:
-                    added.append(self._add_segment(flow_id, rules.parse_segment(body, labels)))
+                    segment = rules.parse_segment(body, labels)
+                    posted = mo.posted_facts(body)
+                    instances = mo.posted_instances(body, labels)
+                    added.append(self._add_segment(flow_id, segment, posted, instances))
                 except TamsError as exc:
                     failed.append(
                         FailedSegment(
@@ -332,42 +358,73 @@ class MemoryBackend(Backend):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [rules.segment_view(s, rules.all_get_urls(s, self._controlled_urls(s))) for s in added]
+                views = [self._segment_view(s, UrlOptions(verbose_storage=True), True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
-    def _add_segment(self, flow_id: str, segment: rules.Segment) -> rules.Segment:
+    def _usable(self, object_id: str, flow_id: str, kind: str) -> _Object:
+        """The object a segment of ``flow_id`` may use as ``kind`` (a new external one if unknown)."""
+        record = self._objects.get(object_id)
+        if record is None:
+            return _Object(storage_id=None)
+        if record.allocated_for not in (None, flow_id):
+            raise BadRequest(
+                f"object {object_id} was allocated for flow {record.allocated_for} and is not registered yet"
+            )
+        mo.check_use(object_id, record.kind, kind)
+        return record
+
+    def _add_segment(
+        self, flow_id: str, segment: rules.Segment, posted: mo.PostedFacts, instances: list[Json]
+    ) -> rules.Segment:
         stored = self._segments.setdefault(flow_id, _no_segments())
         clash = _overlapping(stored, segment.timerange)
         if clash:
             other = stored[clash[0]]
             raise BadRequest(f"segment {segment.timerange} overlaps segment {other.timerange} of this flow")
-        record = self._objects.get(segment.object_id)
-        if record is None:
-            record = self._objects[segment.object_id] = _Object(storage_id=None)
-        elif record.allocated_for not in (None, flow_id):
-            raise BadRequest(
-                f"object {segment.object_id} was allocated for flow {record.allocated_for} and is not registered yet"
-            )
+        object_id = segment.object_id
+        record = self._usable(object_id, flow_id, mo.MEDIA)
+        facts = mo.register_facts(object_id, record.facts, posted)
+        external = mo.add_instances(object_id, record.external, instances)
+        init_id = facts.init_object_id
+        init_record = self._usable(init_id, flow_id, mo.INIT) if init_id is not None else None
+        # Every check passed: register.
+        self._objects.setdefault(object_id, record)
+        record.kind, record.facts, record.external = mo.MEDIA, facts, external
+        self._claim(record, object_id, flow_id)
+        if init_id is not None and init_record is not None:
+            self._objects.setdefault(init_id, init_record)
+            init_record.kind = mo.INIT
+            self._claim(init_record, init_id, flow_id)
+        stored.add(segment)
+        return segment
+
+    def _claim(self, record: _Object, object_id: str, flow_id: str) -> None:
+        """One more segment of ``flow_id`` uses the object (as media or as init)."""
         if record.allocated_for is not None:
-            self._allocations[record.allocated_for].discard(segment.object_id)
+            self._allocations[record.allocated_for].discard(object_id)
             record.allocated_for = None
         if not record.references:
             record.first_referenced_by = flow_id
         record.references[flow_id] += 1
         record.unreferenced_since = None
-        stored.add(segment)
-        return segment
 
     def _drop_reference(self, object_id: str, flow_id: str) -> None:
+        """A segment of ``flow_id`` no longer uses the object, nor its init object."""
         record = self._objects[object_id]
+        init_id = record.facts.init_object_id if record.facts is not None else None
+        self._release(object_id, record, flow_id)
+        if init_id is not None and init_id in self._objects:
+            self._release(init_id, self._objects[init_id], flow_id)
+
+    def _release(self, object_id: str, record: _Object, flow_id: str) -> None:
         record.references[flow_id] -= 1
         if record.references[flow_id] <= 0:
             del record.references[flow_id]
             if record.first_referenced_by == flow_id:
                 record.first_referenced_by = None
         if not record.references:
-            if record.storage_id is None:
+            if not record.controlled_ids():
                 del self._objects[object_id]  # an external object nobody references is forgotten
             else:
                 record.unreferenced_since = time.time()
@@ -466,22 +523,96 @@ class MemoryBackend(Backend):
                     raise BadRequest(f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}")
             else:
                 ids = [store.new_object_id() for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)]
-            content_type = flow["container"]
+            content_type = request.content_type or flow["container"]
             for object_id in ids:
                 self._objects[object_id] = _Object(storage_id=info.id, allocated_for=flow_id)
             self._allocations.setdefault(flow_id, set()).update(ids)
-            return {"media_objects": [{"object_id": i, "put_url": store.upload_url(i, content_type)} for i in ids]}
+            return {"media_objects": [rules.media_object(store, i, content_type, request.presigned) for i in ids]}
 
-    def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
+    def _registered(self, object_id: str) -> _Object:
+        """The object, once a segment has registered it (an allocated id alone is not found)."""
+        record = self._objects.get(object_id)
+        if record is None or record.kind is None:
+            raise NotFound(f"object {object_id} not found")
+        return record
+
+    def get_object(
+        self,
+        object_id: str,
+        page: PageRequest,
+        urls: UrlOptions | None = None,
+        flow_tags: TagFilter | None = None,
+    ) -> tuple[Json, Page[str]]:
+        options = urls or UrlOptions()
         with self._lock:
-            record = self._objects.get(object_id)
-            if record is None:
-                raise NotFound(f"object {object_id} not found")
-            flows = _paged(sorted(record.references), page, key=None)
-            body: Json = {"id": object_id, "referenced_by_flows": flows.items}
-            if record.first_referenced_by is not None:
-                body["first_referenced_by_flow"] = record.first_referenced_by
+            record = self._registered(object_id)
+            referencing = sorted(record.references)
+            if flow_tags is not None:
+                referencing = [
+                    f for f in referencing if f in self._flows and rules.matches_tags(self._flows[f], flow_tags)
+                ]
+            flows = _paged(referencing, page, key=None)
+            init = None
+            facts = record.facts
+            if facts is not None and facts.init_object_id is not None:
+                init = mo.init_view(facts.init_object_id, self._object_urls(facts.init_object_id, options), "id")
+            body = mo.object_view(
+                object_id,
+                flows.items,
+                record.first_referenced_by,
+                record.kind,
+                facts,
+                self._object_urls(object_id, options),
+                init,
+            )
             return body, flows
+
+    def add_object_instance(self, object_id: str, body: Json) -> None:
+        with self._lock:
+            record = self._registered(object_id)
+            mo.check_instance_post(body, [s.info.label for s in self._stores.values()])
+            if "url" in body:
+                record.external = mo.add_instances(
+                    object_id, record.external, [{"url": body["url"], "label": body["label"]}]
+                )
+                return
+            target = self._stores.get(body["storage_id"])
+            if target is None:
+                raise BadRequest(f"unknown storage_id {body['storage_id']}")
+            held = record.controlled_ids()
+            if target.info.id in held:
+                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            sources = [self._stores[i] for i in held]
+            if not sources:
+                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
+            copy_object(sources[0], target, object_id)
+            if record.storage_id is None:
+                record.storage_id = target.info.id
+            else:
+                record.copies.append(target.info.id)
+
+    def delete_object_instance(self, object_id: str, storage_id: str | None, label: str | None) -> None:
+        with self._lock:
+            record = self._registered(object_id)
+            mo.instance_to_remove(storage_id, label)
+            held = record.controlled_ids()
+            if label is not None:
+                by_label = [i for i in held if self._stores[i].info.label == label]
+                storage_id = by_label[0] if by_label else None
+            if storage_id is None:
+                if not any(i["label"] == label for i in record.external):
+                    raise BadRequest(f"object {object_id} has no instance labelled {label!r}")
+                mo.check_not_last(len(held) + len(record.external), object_id)
+                record.external = [i for i in record.external if i["label"] != label]
+                return
+            if storage_id not in held:
+                raise BadRequest(f"object {object_id} has no instance on storage {storage_id}")
+            mo.check_not_last(len(held) + len(record.external), object_id)
+            if record.storage_id == storage_id:
+                record.storage_id = record.copies.pop(0) if record.copies else None
+            else:
+                record.copies.remove(storage_id)
+            self._stores[storage_id].delete(object_id)
 
     def object_store(self, storage_id: str) -> ObjectStore | None:
         return self._stores.get(storage_id)
@@ -494,17 +625,23 @@ class MemoryBackend(Backend):
             doomed = [
                 object_id
                 for object_id, record in self._objects.items()
-                if record.storage_id is not None
+                if record.controlled_ids()
                 and not record.references
                 and rules.reclaimable(
                     record.allocated_for is not None, record.allocated_at, record.unreferenced_since, clock, policy
                 )
             ]
+            # An init object stays while a kept media object names it (it may be registered again).
+            named = {
+                r.facts.init_object_id for i, r in self._objects.items() if r.facts is not None and i not in doomed
+            }
+            doomed = [i for i in doomed if i not in named]
             for object_id in doomed:
                 record = self._objects.pop(object_id)
                 if record.allocated_for is not None:
                     self._allocations.get(record.allocated_for, set()).discard(object_id)
-                self._stores[record.storage_id].delete(object_id)  # type: ignore[index]
+                for storage_id in record.controlled_ids():
+                    self._stores[storage_id].delete(object_id)
             return len(doomed)
 
     # --- webhooks ------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from backends.errors import BadRequest
+
 
 @dataclass(frozen=True)
 class StorageBackendInfo:
@@ -72,6 +74,22 @@ class ObjectStore(abc.ABC):
     def delete(self, object_id: str) -> None:
         """Remove the object's bytes (no error when there are none)."""
 
+    def plain_upload_url(self, object_id: str, content_type: str) -> dict[str, Any] | None:
+        """A non-presigned http-request to PUT the bytes to (8.x), or None when the store has none."""
+        return None
+
+    def fetch(self, object_id: str) -> tuple[bytes, str | None] | None:
+        """The bytes and content type (for copying between stores), or None when nothing was uploaded."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be read by the server")
+
+    def put(self, object_id: str, data: bytes, content_type: str | None) -> None:
+        """Write the bytes (for copying between stores)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be written by the server")
+
+    def copy_from(self, source: ObjectStore, object_id: str) -> bool:
+        """Copy within the store's own service (e.g. S3 server-side copy): False when it cannot."""
+        return False
+
     @staticmethod
     def new_object_id() -> str:
         # Random ids (ADR 0011) without "/" keep URLs and keys simple for every store.
@@ -94,8 +112,21 @@ class ServedObjectStore(ObjectStore):
     def download_url(self, object_id: str) -> tuple[str, bool]:
         return self._signer.sign("GET", self.info.id, object_id), True
 
+    def plain_upload_url(self, object_id: str, content_type: str) -> dict[str, Any] | None:
+        """An unsigned URL of this server, which takes the API's credentials instead (8.x)."""
+        plain_url = getattr(self._signer, "plain_url", None)
+        if plain_url is None:
+            return None
+        return {"url": plain_url(self.info.id, object_id), "content-type": content_type}
+
     @abc.abstractmethod
     def write(self, object_id: str, data: bytes, content_type: str | None) -> None: ...
+
+    def fetch(self, object_id: str) -> tuple[bytes, str | None] | None:
+        return self.read(object_id)
+
+    def put(self, object_id: str, data: bytes, content_type: str | None) -> None:
+        self.write(object_id, data, content_type)
 
     @abc.abstractmethod
     def read(self, object_id: str) -> tuple[bytes, str | None] | None:
@@ -131,3 +162,17 @@ class MemoryObjectStore(ServedObjectStore):
     def delete(self, object_id: str) -> None:
         with self._lock:
             self._objects.pop(object_id, None)
+
+
+def copy_object(source: ObjectStore, target: ObjectStore, object_id: str) -> None:
+    """Copy an object's bytes from one store to another (an object instance, ADR-0038).
+
+    The target's own service copies when it can (S3 to S3); else the bytes pass through the server.
+    """
+    if target.copy_from(source, object_id):
+        return
+    found = source.fetch(object_id)
+    if found is None:
+        raise BadRequest(f"object {object_id} has no uploaded content on storage {source.info.id} to copy")
+    data, content_type = found
+    target.put(object_id, data, content_type)

@@ -23,7 +23,7 @@ from backends.base import (
     current_actor,
 )
 from backends.errors import BadRequest, NotFound, ReadOnly
-from backends.objectstore import StorageBackendInfo
+from backends.objectstore import ObjectStore, StorageBackendInfo
 from backends.timerange import TimeRange, Timestamp
 
 # The version whose superset every backend stores (older versions are views of it).
@@ -323,6 +323,9 @@ def flow_timerange_view(extent: TimeRange, query: TimeRange | None) -> str:
 
 # --- segments ------------------------------------------------------------------------------
 
+# Segment POST fields that describe the media object rather than the segment (8.x): kept on the object.
+OBJECT_FACT_FIELDS = ("object_timerange", "init_object_id")
+
 
 @dataclass
 class Segment:
@@ -366,7 +369,7 @@ def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
         if url.get("label") in labels:
             raise BadRequest(f"get_urls label {url['label']!r} belongs to a storage backend of this server")
         external.append({k: url[k] for k in ("url", "label") if k in url})
-    fields = {k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls")}
+    fields = {k: v for k, v in body.items() if k not in ("object_id", "timerange", "get_urls", *OBJECT_FACT_FIELDS)}
     return Segment(body["object_id"], timerange, fields, external)
 
 
@@ -375,23 +378,6 @@ class ControlledUrl:
     url: str
     presigned: bool
     backend: StorageBackendInfo
-
-
-def all_get_urls(segment: Segment, controlled: Iterable[ControlledUrl]) -> list[Json]:
-    """Every URL of a segment, with every field: controlled ones first, then the client's own."""
-    entries: list[Json] = [
-        {
-            "url": c.url,
-            "presigned": c.presigned,
-            "label": c.backend.label,
-            "storage_id": c.backend.id,
-            "controlled": True,
-            **c.backend.describe(),
-        }
-        for c in controlled
-    ]
-    entries.extend({**e, "presigned": False, "controlled": False} for e in segment.external_urls)
-    return entries
 
 
 def filter_get_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] | None:
@@ -413,18 +399,6 @@ def filter_get_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] 
             entry = {k: entry[k] for k in ("url", "presigned", "label") if k in entry}
         out.append(entry)
     return out
-
-
-def get_urls(segment: Segment, controlled: Iterable[ControlledUrl], options: UrlOptions) -> list[Json] | None:
-    """The segment's ``get_urls`` as a listing with these options shows them."""
-    if options.accept_get_urls == ():
-        return None
-    if options.storage_backend_tags:
-        controlled = [c for c in controlled if matches_tags({"tags": c.backend.tags}, options.storage_backend_tags)]
-        if not matches_tags({}, options.storage_backend_tags):
-            # Uncontrolled URLs belong to no storage backend: they have no storage backend tags.
-            segment = Segment(segment.object_id, segment.timerange, segment.fields, [])
-    return filter_get_urls(all_get_urls(segment, controlled), options)
 
 
 def segment_view(segment: Segment, urls: list[Json] | None) -> Json:
@@ -492,3 +466,14 @@ def reclaimable(
     if unregistered:
         return clock - allocated_at > policy.unregistered_ttl_s
     return unreferenced_since is not None and clock - unreferenced_since > policy.unreferenced_grace_s
+
+
+def media_object(store: ObjectStore, object_id: str, content_type: str, presigned: bool) -> Json:
+    """One ``media_objects`` entry of a storage allocation (8.x ``presigned``: which kind of put_url).
+
+    A store without plain URLs answers a presigned one, and says so.
+    """
+    plain = None if presigned else store.plain_upload_url(object_id, content_type)
+    if plain is not None:
+        return {"object_id": object_id, "put_url": plain, "presigned": False}
+    return {"object_id": object_id, "put_url": store.upload_url(object_id, content_type), "presigned": True}

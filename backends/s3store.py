@@ -339,6 +339,44 @@ class S3ObjectStore(ObjectStore):
         except BotoCoreError as exc:
             raise S3StoreError(f"cannot delete {key!r} from {self.config.where}: {exc}") from exc
 
+    def fetch(self, object_id: str) -> tuple[bytes, str | None] | None:
+        key = self.key(object_id)
+        try:
+            found = self._client.get_object(Bucket=self.config.bucket, Key=key)
+            return found["Body"].read(), found.get("ContentType")
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise S3StoreError(f"cannot read {key!r} in {self.config.where}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise S3StoreError(f"cannot read {key!r} in {self.config.where}: {exc}") from exc
+
+    def put(self, object_id: str, data: bytes, content_type: str | None) -> None:
+        key = self.key(object_id)
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self._client.put_object(Bucket=self.config.bucket, Key=key, Body=data, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise S3StoreError(f"cannot write {key!r} to {self.config.where}: {exc}") from exc
+
+    def copy_from(self, source: ObjectStore, object_id: str) -> bool:
+        """S3 to S3 on the same endpoint and keys: a server-side copy."""
+        if not isinstance(source, S3ObjectStore):
+            return False
+        same = all(getattr(source.config, n) == getattr(self.config, n) for n in ("endpoint_url", "access_key"))
+        if not same:
+            return False
+        key = self.key(object_id)
+        try:
+            self._client.copy_object(
+                Bucket=self.config.bucket,
+                Key=key,
+                CopySource={"Bucket": source.config.bucket, "Key": source.key(object_id)},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise S3StoreError(f"cannot copy {key!r} to {self.config.where}: {exc}") from exc
+        return True
+
     def stat(self, object_id: str) -> int | None:
         """The object's size in bytes, or None when nothing was uploaded."""
         key = self.key(object_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from backends.base import Json, SegmentQuery
@@ -10,6 +11,7 @@ from backends.rules import now
 from backends.timerange import TimeRange
 from handlers import _params
 from handlers._deletion import deletion_response
+from handlers.versions import dialect
 from tams_server.context import backend
 
 
@@ -22,20 +24,23 @@ def get_flows_flow_id_segments(
     presigned: bool | None = None,
     limit: int | None = None,
     page: str | None = None,
+    include_object_timerange: bool = False,
 ) -> Any:
+    d = dialect()
     query = SegmentQuery(
         timerange=_params.timerange(timerange) or TimeRange.eternity(),
         object_id=object_id,
         reverse_order=bool(reverse_order),
+        include_object_timerange=bool(include_object_timerange),
     )
-    urls = _params.url_options(presigned, verbose_storage)
+    urls = replace(_params.url_options(presigned, verbose_storage), show_minted_labels=d.shows_minted_labels)
     order = "reverse" if query.reverse_order else ""
     result = backend().list_segments(flow_id, query, urls, _params.page_request(limit, page, order))
     headers = _params.paging_headers(result, order)
     headers["X-Paging-Timerange"] = str(result.timerange)
     headers["X-Paging-Count"] = str(len(result.items))
     headers["X-Paging-Reverse-Order"] = "true" if query.reverse_order else "false"
-    return result.items, 200, headers
+    return [d.segment(s) for s in result.items], 200, headers
 
 
 def post_flows_flow_id_segments(flow_id: str, body: Json | list[Json]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import Json, StorageRequest
+from handlers.versions import dialect
 from tams_server.context import backend
 
 
@@ -15,5 +16,7 @@ def post_flows_flow_id_storage(flow_id: str, body: Json | None = None) -> Any:
         limit=body.get("limit"),
         object_ids=tuple(object_ids) if object_ids is not None else None,
         storage_id=body.get("storage_id"),
+        content_type=body.get("content_type"),
+        presigned=body.get("presigned", True),  # the default: 7.0 uploaders expect presigned URLs
     )
-    return backend().allocate_storage(flow_id, request), 201
+    return dialect().storage(backend().allocate_storage(flow_id, request)), 201

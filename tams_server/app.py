@@ -112,8 +112,21 @@ class TamsApp:
         if scope["method"] == "HEAD":
             send = _drop_body(send)
         if scope["path"].startswith(media.MEDIA_PREFIX):
-            # Signed media URLs carry their own authority, as presigned URLs do.
-            response = await media.serve(Request(scope, receive), self.signer, self.backend.object_store)
+            # Signed media URLs carry their own authority, as presigned URLs do; plain ones (8.x,
+            # without a signature) need the API's credentials, as any API request.
+            authorised = False
+            if b"signature=" not in scope.get("query_string", b""):
+                if self.auth is not None:
+                    try:
+                        principal = self.auth.authenticate(scope)
+                        self.auth.authorise(principal, scope["method"], scope["path"])
+                    except AuthError as exc:
+                        challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
+                        await errors.plain_error(exc.status, exc.summary, challenge)(scope, receive, send)
+                        return
+                authorised = True
+            request = Request(scope, receive)
+            response = await media.serve(request, self.signer, self.backend.object_store, authorised)
             scope["query_string"] = media.redacted(scope.get("query_string", b""))  # access logs show no signature
             await response(scope, receive, send)
             return

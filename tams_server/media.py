@@ -43,6 +43,10 @@ class HmacUrlSigner:
         path = f"{MEDIA_PREFIX}{storage_id}/{quote(object_id, safe='')}"
         return f"{self._base_url()}{path}?expires={expires}&signature={mac}"
 
+    def plain_url(self, storage_id: str, object_id: str) -> str:
+        """An unsigned media URL (8.x plain put URLs): it needs the API's own credentials."""
+        return f"{self._base_url()}{MEDIA_PREFIX}{storage_id}/{quote(object_id, safe='')}"
+
     def verify(self, method: str, storage_id: str, object_id: str, expires: str, signature: str) -> bool:
         if not expires.isdigit() or int(expires) < time.time():
             return False
@@ -79,15 +83,17 @@ async def serve(
     request: Request,
     signer: HmacUrlSigner,
     store_for: Callable[[str], ObjectStore | None],
+    authorised: bool = False,
 ) -> Response:
-    """Handle one request under ``MEDIA_PREFIX``."""
+    """Handle one request under ``MEDIA_PREFIX``; ``authorised``: the caller gave API credentials
+    (a plain URL), so no signature is needed."""
     rest = request.url.path[len(MEDIA_PREFIX) :]
     storage_id, _, object_id = rest.partition("/")
     method = "GET" if request.method == "HEAD" else request.method
     if method not in ("GET", "PUT"):
         return plain_error(405, "media URLs take GET, HEAD and PUT", {"Allow": "GET, HEAD, PUT"})
     params = request.query_params
-    if not signer.verify(
+    if not authorised and not signer.verify(
         method,
         storage_id,
         object_id,

@@ -152,7 +152,8 @@ def _template_patterns(version: str) -> tuple[tuple[re.Pattern[str], str], ...]:
             else:
                 regex += re.escape(part)
         table.append((re.compile(f"^{regex}$"), template))
-    return tuple(table)
+    # The longest template first: /objects/{objectId}/instances before /objects/{objectId}.
+    return tuple(sorted(table, key=lambda entry: -len(entry[1])))
 
 
 def match_template(raw_path: str, version: str = "7.0") -> str | None:

@@ -235,7 +235,8 @@ def test_accept_storage_ids_filters_by_storage_backend(tams, flow, backend, acce
 @pytest.mark.parametrize(("presigned", "controlled", "external"), [("true", 1, 0), ("false", 0, 1)])
 def test_presigned_filters_get_urls(tams, flow, presigned, controlled, external):
     object_id = upload(tams, flow["id"])
-    tams.post_segment(flow["id"], "[100:0_110:0)", object_id="ext", get_urls=[{"url": "https://cdn.example.com/ext"}])
+    urls = [{"url": "https://cdn.example.com/ext", "label": "cdn"}]
+    tams.post_segment(flow["id"], "[100:0_110:0)", object_id="ext", get_urls=urls)
     segments = {s["object_id"]: s for s in tams.segments(flow["id"], presigned=presigned)}
     assert len(segments[object_id]["get_urls"]) == controlled
     assert len(segments["ext"]["get_urls"]) == external
@@ -251,6 +252,7 @@ def test_verbose_storage_describes_the_storage_backend(tams, flow, backend):
     assert (url["provider"], url["store_product"]) == (backend["provider"], backend["store_product"])
 
 
+@pytest.mark.versions("7.0")  # 8.x requires a label (tests/test_api_objects.py: minted labels)
 def test_uncontrolled_get_urls_come_back_as_posted(tams, flow):
     external = [{"url": "https://cdn.example.com/a.ts", "label": "cdn"}, {"url": "https://mirror.example.com/a.ts"}]
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="bucket/a.ts", get_urls=external)
@@ -307,7 +309,8 @@ def test_an_object_lists_the_flows_that_reference_it(tams, flow):
     tams.post_segment(other["id"], "[0:0_10:0)", object_id=object_id)
     response = tams.client.get(f"/objects/{object_id}")
     assert response.status_code == 200
-    assert response.json() == {
+    shown = {k: v for k, v in response.json().items() if k in ("id", "referenced_by_flows", "first_referenced_by_flow")}
+    assert shown == {
         "id": object_id,
         "referenced_by_flows": sorted([flow["id"], other["id"]]),
         "first_referenced_by_flow": flow["id"],
@@ -340,7 +343,8 @@ def test_an_unknown_object_is_404(client):
 
 @pytest.mark.parametrize("path", ["/objects/bucket/abc", "/objects/bucket%2Fabc"])
 def test_object_ids_containing_a_slash_work(tams, flow, path):
-    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="bucket/abc", get_urls=[{"url": "https://b.example.com/abc"}])
+    urls = [{"url": "https://b.example.com/abc", "label": "b"}]
+    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="bucket/abc", get_urls=urls)
     response = tams.client.get(path)
     assert response.status_code == 200
     assert response.json()["id"] == "bucket/abc"

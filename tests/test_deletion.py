@@ -142,7 +142,7 @@ def test_objects_allocated_but_never_registered_are_reclaimed(app: TamsApp, clie
     flow = flow_body()
     client.put(f"/flows/{flow['id']}", json=flow)
     object_id, _ = upload(client, flow["id"])
-    assert client.get(f"/objects/{object_id}").status_code == 200
+    assert client.get(f"/objects/{object_id}").status_code == 404  # allocated, not registered (8.x MUST)
     assert app.backend.reclaim_objects() == 1
     assert client.get(f"/objects/{object_id}").status_code == 404
 

@@ -4,20 +4,51 @@ is configured with."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backends import media_objects as mo
 from backends import rules
-from backends.base import BackendServices, Json, Page, PageRequest, StorageRequest
+from backends.base import BackendServices, Json, Page, PageRequest, StorageRequest, TagFilter, UrlOptions
 from backends.errors import BadRequest, NotFound
-from backends.objectstore import ObjectStore
+from backends.objectstore import ObjectStore, copy_object
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ROW_ID, TableEngine, TableSpec, Transaction, col
 from backends.tabular.locks import LockManager
-from backends.tabular.tables import OBJECT_FLOWS, OBJECTS, _changes, persistent_value
+from backends.tabular.tables import FLOWS, OBJECT_FLOWS, OBJECTS, _changes, persistent_value
+
+# ``kind`` of an object allocated but not registered yet (NULL: a row written before 8.x).
+ALLOCATED = "allocated"
+
+
+def _kind(row: Json) -> str | None:
+    """media or init once registered; None while only allocated. A row from before 8.x (kind NULL)
+    is a registered media object unless still allocated for a flow."""
+    kind = row.get("kind")
+    if kind == ALLOCATED:
+        return None
+    if kind is None:
+        return None if row.get("allocated_for") is not None else mo.MEDIA
+    return kind
+
+
+def _facts(row: Json) -> mo.ObjectFacts | None:
+    if _kind(row) != mo.MEDIA:
+        return None
+    return mo.ObjectFacts(row.get("object_timerange"), row.get("key_frame_count"), row.get("init_object_id"))
+
+
+def _external(row: Json) -> list[Json]:
+    return json.loads(row.get("external") or "[]")
+
+
+def _controlled_ids(row: Json) -> list[str]:
+    copies = json.loads(row.get("copies") or "[]")
+    return ([row["storage_id"]] if row.get("storage_id") is not None else []) + copies
 
 
 @dataclass
@@ -33,6 +64,73 @@ class ObjectsMixin(TabularCore):
     def _storage_ids(self, tx: Transaction, object_ids: Iterable[str]) -> dict[str, str | None]:
         rows = self._rows_in(tx, OBJECTS, "id", object_ids, columns=["id", "storage_id"])
         return {r["id"]: r["storage_id"] for r in rows}
+
+    def _object_urls(self, object_id: str, row: Json | None, options: UrlOptions) -> list[Json] | None:
+        """Every instance of an object as ``get_urls``, filtered by ``options`` (``row``: its objects row)."""
+        if options.accept_get_urls == ():
+            return None
+        controlled = []
+        for storage_id in _controlled_ids(row) if row is not None else []:
+            store = self._stores.get(storage_id)
+            if store is not None:
+                url, presigned = store.download_url(object_id)
+                controlled.append(rules.ControlledUrl(url, presigned, store.info))
+        return mo.instance_urls(controlled, _external(row) if row is not None else [], options)
+
+    def _object_rows(self, tx: Transaction, object_ids: Iterable[str]) -> dict[str, Json]:
+        """The objects rows of these objects and of their init objects, by id."""
+        rows = {r["id"]: r for r in self._rows_in(tx, OBJECTS, "id", object_ids)}
+        inits = {r["init_object_id"] for r in rows.values() if r.get("init_object_id")} - rows.keys()
+        rows.update({r["id"]: r for r in self._rows_in(tx, OBJECTS, "id", inits)})
+        return rows
+
+    def _stored_init_ids(self, object_ids: Iterable[str]) -> list[str]:
+        """The init objects stored objects name (read before locking: it never changes once set)."""
+        ids = list(object_ids)
+        if not ids:
+            return []
+
+        def body(tx: Transaction) -> list[str]:
+            rows = self._rows_in(tx, OBJECTS, "id", ids, columns=["init_object_id"])
+            return [r["init_object_id"] for r in rows if r["init_object_id"]]
+
+        return self._read(body)
+
+    def _register(
+        self,
+        objects: dict[str, _ObjectState],
+        references: dict[str, _ObjectState],
+        object_id: str,
+        posted: mo.PostedFacts,
+        instances: list[Json],
+        flow_id: str,
+        clock: float,
+    ) -> None:
+        """A segment uses the object as media (and its init object): check, then count (``memory._add_segment``)."""
+        state = objects.get(object_id)
+        row = state.row if state is not None else {}
+        if state is not None:
+            mo.check_use(object_id, _kind(row), mo.MEDIA)
+        facts = mo.register_facts(object_id, _facts(row) if state is not None else None, posted)
+        external = mo.add_instances(object_id, _external(row), instances)
+        init_id = facts.init_object_id
+        init_state = objects.get(init_id) if init_id is not None else None
+        if init_id is not None and init_state is not None:
+            if init_state.row["allocated_for"] not in (None, flow_id):
+                owner = init_state.row["allocated_for"]
+                raise BadRequest(f"object {init_id} was allocated for flow {owner} and is not registered yet")
+            mo.check_use(init_id, _kind(init_state.row), mo.INIT)
+        self._reference(objects, references, object_id, flow_id, clock)
+        objects[object_id].row.update(
+            kind=mo.MEDIA,
+            object_timerange=facts.timerange,
+            key_frame_count=facts.key_frame_count,
+            init_object_id=init_id,
+            external=json.dumps(external),
+        )
+        if init_id is not None:
+            self._reference(objects, references, init_id, flow_id, clock)
+            objects[init_id].row["kind"] = mo.INIT
 
     def _controlled_urls(self, segment: rules.Segment, storage_id: str | None) -> list[rules.ControlledUrl]:
         store = self._stores.get(storage_id) if storage_id is not None else None
@@ -67,6 +165,12 @@ class ObjectsMixin(TabularCore):
                 "segments": 0,
                 "allocated_at": clock,
                 "unreferenced_since": None,
+                "kind": None,
+                "object_timerange": None,
+                "key_frame_count": None,
+                "init_object_id": None,
+                "external": None,
+                "copies": None,
             }
             state = objects[object_id] = _ObjectState(row, new=True)
         elif state.row["allocated_for"] not in (None, flow_id):
@@ -101,6 +205,10 @@ class ObjectsMixin(TabularCore):
         if not object_ids:
             return
         objects = self._object_states(tx, object_ids)
+        # A segment's init object loses the reference too.
+        inits = [objects[i].row["init_object_id"] for i in object_ids if objects[i].row.get("init_object_id")]
+        objects.update(self._object_states(tx, set(inits) - objects.keys()))
+        object_ids = [*object_ids, *(i for i in inits if i in objects)]
         references = self._flow_references(tx, flow_id, object_ids)
         clock = time.time()
         for object_id in object_ids:
@@ -116,7 +224,7 @@ class ObjectsMixin(TabularCore):
         for state in objects.values():
             row = state.row
             if row["segments"] <= 0:
-                if row["storage_id"] is None:
+                if not _controlled_ids(row):
                     gone.append(row[ROW_ID])  # an external object nobody references is forgotten
                     state.dirty = False
                 else:
@@ -139,32 +247,131 @@ class ObjectsMixin(TabularCore):
                     raise BadRequest(f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}")
             else:
                 ids = [store.new_object_id() for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)]
-            content_type = record.flow["container"]
+            content_type = request.content_type or record.flow["container"]
             clock = time.time()
             rows = [
-                {"id": i, "storage_id": info.id, "allocated_for": flow_id, "segments": 0, "allocated_at": clock}
+                {
+                    "id": i,
+                    "storage_id": info.id,
+                    "allocated_for": flow_id,
+                    "segments": 0,
+                    "allocated_at": clock,
+                    "kind": ALLOCATED,
+                }
                 for i in ids
             ]
             tx.insert(OBJECTS.name, OBJECTS.rows(rows))
-            return {"media_objects": [{"object_id": i, "put_url": store.upload_url(i, content_type)} for i in ids]}
+            return {"media_objects": [rules.media_object(store, i, content_type, request.presigned) for i in ids]}
 
         with self._locks.session() as held:
             held.flows([flow_id]).objects(request.object_ids or ())
             return self._write(body)
 
-    def get_object(self, object_id: str, page: PageRequest) -> tuple[Json, Page[str]]:
+    def _registered_row(self, tx: Transaction, object_id: str, row_ids: bool = False) -> Json:
+        rows = self._rows(tx, OBJECTS, col("id") == object_id, row_ids=row_ids)
+        if not rows or _kind(rows[0]) is None:
+            raise NotFound(f"object {object_id} not found")
+        return rows[0]
+
+    def get_object(
+        self,
+        object_id: str,
+        page: PageRequest,
+        urls: UrlOptions | None = None,
+        flow_tags: TagFilter | None = None,
+    ) -> tuple[Json, Page[str]]:
+        options = urls or UrlOptions()
+
         def body(tx: Transaction) -> tuple[Json, Page[str]]:
-            rows = self._rows(tx, OBJECTS, col("id") == object_id)
-            if not rows:
-                raise NotFound(f"object {object_id} not found")
+            row = self._registered_row(tx, object_id)
             refs = self._rows(tx, OBJECT_FLOWS, col("object_id") == object_id, columns=["flow_id", "segments"])
-            flows = rules.paged(sorted(r["flow_id"] for r in refs if r["segments"] > 0), page, key=None)
-            result: Json = {"id": object_id, "referenced_by_flows": flows.items}
-            if rows[0]["first_referenced_by"] is not None:
-                result["first_referenced_by_flow"] = rows[0]["first_referenced_by"]
+            referencing = sorted(r["flow_id"] for r in refs if r["segments"] > 0)
+            if flow_tags is not None and (flow_tags.equals or flow_tags.exists):
+                docs = {r["id"]: json.loads(r["doc"]) for r in self._rows_in(tx, FLOWS, "id", referencing)}
+                referencing = [f for f in referencing if f in docs and rules.matches_tags(docs[f], flow_tags)]
+            flows = rules.paged(referencing, page, key=None)
+            facts = _facts(row)
+            init = None
+            if facts is not None and facts.init_object_id is not None:
+                init_rows = self._rows(tx, OBJECTS, col("id") == facts.init_object_id)
+                init_urls = self._object_urls(facts.init_object_id, init_rows[0] if init_rows else None, options)
+                init = mo.init_view(facts.init_object_id, init_urls, "id")
+            result = mo.object_view(
+                object_id,
+                flows.items,
+                row["first_referenced_by"],
+                _kind(row),
+                facts,
+                self._object_urls(object_id, row, options),
+                init,
+            )
             return result, flows
 
         return self._read(body)
+
+    def add_object_instance(self, object_id: str, body: Json) -> None:
+        labels = [s.info.label for s in self._stores.values()]
+
+        def write(tx: Transaction, fx: _Effects) -> None:
+            row = self._registered_row(tx, object_id, row_ids=True)
+            mo.check_instance_post(body, labels)
+            if "url" in body:
+                external = mo.add_instances(object_id, _external(row), [{"url": body["url"], "label": body["label"]}])
+                tx.update(OBJECTS.name, _changes(OBJECTS, [row[ROW_ID]], [{"external": json.dumps(external)}]))
+                return
+            target = self._stores.get(body["storage_id"])
+            if target is None:
+                raise BadRequest(f"unknown storage_id {body['storage_id']}")
+            held = _controlled_ids(row)
+            if target.info.id in held:
+                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            sources = [self._stores[i] for i in held if i in self._stores]
+            if not sources:
+                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
+            copy_object(sources[0], target, object_id)
+            self._save_controlled(tx, row, [*held, target.info.id])
+
+        with self._locks.session() as locks:
+            locks.objects([object_id])
+            self._write(write)
+
+    def delete_object_instance(self, object_id: str, storage_id: str | None, label: str | None) -> None:
+        mo.instance_to_remove(storage_id, label)
+        deleted: list[str] = []
+
+        def write(tx: Transaction, fx: _Effects) -> None:
+            row = self._registered_row(tx, object_id, row_ids=True)
+            held = _controlled_ids(row)
+            external = _external(row)
+            wanted = storage_id
+            if label is not None:
+                by_label = [i for i in held if i in self._stores and self._stores[i].info.label == label]
+                wanted = by_label[0] if by_label else None
+            if wanted is None:
+                if not any(i["label"] == label for i in external):
+                    raise BadRequest(f"object {object_id} has no instance labelled {label!r}")
+                mo.check_not_last(len(held) + len(external), object_id)
+                kept = [i for i in external if i["label"] != label]
+                tx.update(OBJECTS.name, _changes(OBJECTS, [row[ROW_ID]], [{"external": json.dumps(kept)}]))
+                return
+            if wanted not in held:
+                raise BadRequest(f"object {object_id} has no instance on storage {wanted}")
+            mo.check_not_last(len(held) + len(external), object_id)
+            self._save_controlled(tx, row, [i for i in held if i != wanted])
+            deleted.append(wanted)
+
+        with self._locks.session() as locks:
+            locks.objects([object_id])
+            self._write(write)
+        for storage_id_gone in deleted:
+            store = self._stores.get(storage_id_gone)
+            if store is not None:
+                store.delete(object_id)
+
+    @staticmethod
+    def _save_controlled(tx: Transaction, row: Json, controlled: list[str]) -> None:
+        change = {"storage_id": controlled[0] if controlled else None, "copies": json.dumps(controlled[1:])}
+        tx.update(OBJECTS.name, _changes(OBJECTS, [row[ROW_ID]], [change]))
 
     def object_store(self, storage_id: str) -> ObjectStore | None:
         return self._stores.get(storage_id)
@@ -179,7 +386,7 @@ class ObjectsMixin(TabularCore):
             return [
                 r
                 for r in rows
-                if r["storage_id"] is not None
+                if _controlled_ids(r)
                 and not r["segments"]
                 and rules.reclaimable(
                     r["allocated_for"] is not None, r["allocated_at"], r["unreferenced_since"], clock, policy
@@ -199,9 +406,10 @@ class ObjectsMixin(TabularCore):
 
             gone = self._write(body)
             for row in gone:
-                store = self._stores.get(row["storage_id"])
-                if store is not None:
-                    store.delete(row["id"])
+                for storage_id in _controlled_ids(row):
+                    store = self._stores.get(storage_id)
+                    if store is not None:
+                        store.delete(row["id"])
         return len(gone)
 
 

@@ -18,15 +18,26 @@ from typing import Any
 from sortedcontainers import SortedKeyList
 
 from backends import events, rules
+from backends import media_objects as mo
 from backends.base import FailedSegment, Json, PageRequest, SegmentPage, SegmentQuery, UrlOptions
 from backends.errors import BadRequest, TamsError
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Order, Transaction, Where, col
+from backends.tabular.objects import _external
 from backends.tabular.tables import FLOWS, SEGMENTS, _changes, _FlowRecord
 from backends.tabular.timekeys import INT64_MAX, INT64_MIN, encode_key, saturate
 from backends.timerange import TimeRange
 
 SEGMENT_COLUMNS = ("timerange", "object_id", "fields", "external_urls")
+# Key in a segment row's ``fields`` JSON: its object's init object (a copy of objects.init_object_id).
+INIT_FIELD = "init_object_id"
+
+
+def _init_field(object_row: Json) -> Json:
+    init_id = object_row.get("init_object_id")
+    return {INIT_FIELD: init_id} if init_id else {}
+
+
 # A batch of posted segments is checked against the stored ones it spans, read in one select,
 # unless they are more than this; then each segment is checked with a select of its own.
 SPAN_READ_LIMIT = 10_000
@@ -167,8 +178,10 @@ class SegmentsMixin(TabularCore):
             rows = self._page_of_segments(tx, flow_id, where, query, cursor, limit + 1)
             chosen = [_segment(r) for r in rows[:limit]]
             next_key = rules.encode_cursor(str(chosen[-1].timerange)) if len(rows) > limit else None
-            storage = self._storage_ids(tx, [s.object_id for s in chosen]) if urls.accept_get_urls != () else {}
-            items = [rules.segment_view(s, self._get_urls(s, storage, urls)) for s in chosen]
+            # Init object ids are on the segment rows: objects are read only for URLs or object_timerange.
+            wanted = urls.accept_get_urls != () or query.include_object_timerange
+            objects = self._object_rows(tx, [s.object_id for s in chosen]) if wanted else {}
+            items = [self._segment_view(s, objects, urls, query.include_object_timerange) for s in chosen]
             return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
 
         return self._read(body)
@@ -208,16 +221,34 @@ class SegmentsMixin(TabularCore):
         rest = self._in_start_order(tx, where, need - len(first), query.reverse_order, lo, hi, columns)
         return (first + rest)[:need]
 
-    def _get_urls(
-        self, segment: rules.Segment, storage: dict[str, str | None], options: UrlOptions
-    ) -> list[Json] | None:
-        if options.accept_get_urls == ():
-            return None  # the client wants no URLs: skip signing them
-        controlled = self._controlled_urls(segment, storage.get(segment.object_id))
-        return rules.get_urls(segment, controlled, options)
+    def _segment_view(
+        self, segment: rules.Segment, objects: dict[str, Json], options: UrlOptions, include_object_timerange: bool
+    ) -> Json:
+        """A segment with its object's instances (``memory._segment_view``); ``objects``: rows by id."""
+        row = objects.get(segment.object_id)
+        if row is not None and segment.external_urls:
+            # Uncontrolled URLs stored on the segment row by a server before 8.x: instances of the object.
+            try:
+                external = mo.add_instances(segment.object_id, _external(row), segment.external_urls)
+                row = {**row, "external": json.dumps(external)}
+            except TamsError:
+                pass
+        init_id = segment.fields.get(INIT_FIELD)
+        shown = rules.Segment(
+            segment.object_id, segment.timerange, {k: v for k, v in segment.fields.items() if k != INIT_FIELD}
+        )
+        view = rules.segment_view(shown, self._object_urls(segment.object_id, row, options))
+        if row is not None and include_object_timerange and row.get("object_timerange"):
+            view["object_timerange"] = row["object_timerange"]
+        if init_id:
+            urls = self._object_urls(init_id, objects.get(init_id), options)
+            view["init_object"] = mo.init_view(init_id, urls, "object_id")
+        return view
 
     def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
         object_ids = [b["object_id"] for b in segments if isinstance(b.get("object_id"), str)]
+        object_ids += [b["init_object_id"] for b in segments if isinstance(b.get("init_object_id"), str)]
+        object_ids += self._stored_init_ids(object_ids)
         with self._locks.session() as held:
             held.flows([flow_id]).objects(object_ids)
             return self._write(lambda tx, fx: self._add_segments(tx, fx, flow_id, segments))
@@ -227,15 +258,21 @@ class SegmentsMixin(TabularCore):
         rules.check_segment_post(record.flow)
         labels = [s.info.label for s in self._stores.values()]
         parsed: list[tuple[Json, rules.Segment | TamsError]] = []
+        posted: dict[int, tuple[mo.PostedFacts, list[Json]]] = {}
         for body in bodies:
             try:
-                parsed.append((body, rules.parse_segment(body, labels)))
+                segment = rules.parse_segment(body, labels)
+                posted[id(segment)] = (mo.posted_facts(body), mo.posted_instances(body, labels))
+                parsed.append((body, segment))
             except TamsError as exc:
                 parsed.append((body, exc))
         valid = [s for _, s in parsed if isinstance(s, rules.Segment)]
         checker = _OverlapChecker(self, tx, flow_id, valid)
         objects = self._object_states(tx, [s.object_id for s in valid])
-        references = self._flow_references(tx, flow_id, [s.object_id for s in valid])
+        init_ids = {f.init_object_id for f, _ in posted.values() if f.init_object_id is not None}
+        init_ids |= {s.row["init_object_id"] for s in objects.values() if s.row.get("init_object_id")}
+        objects.update(self._object_states(tx, init_ids - objects.keys()))
+        references = self._flow_references(tx, flow_id, [*(s.object_id for s in valid), *init_ids])
         failed: list[FailedSegment] = []
         added: list[rules.Segment] = []
         clock = time.time()
@@ -244,13 +281,20 @@ class SegmentsMixin(TabularCore):
                 if isinstance(segment, TamsError):
                     raise segment
                 checker.check(segment)
-                self._reference(objects, references, segment.object_id, flow_id, clock)
+                facts, instances = posted[id(segment)]
+                self._register(objects, references, segment.object_id, facts, instances, flow_id, clock)
                 checker.accept(segment)
                 added.append(segment)
             except TamsError as exc:
                 failed.append(FailedSegment(body.get("object_id", ""), body.get("timerange"), exc.summary))
         if added:
-            tx.insert(SEGMENTS.name, SEGMENTS.rows([_segment_row(flow_id, s) for s in added]))
+            # Uncontrolled URLs are instances of the object now; the (immutable) init object id is
+            # copied onto the row so listings need not read objects when they show no URLs.
+            stored = [
+                rules.Segment(s.object_id, s.timerange, {**s.fields, **_init_field(objects[s.object_id].row)})
+                for s in added
+            ]
+            tx.insert(SEGMENTS.name, SEGMENTS.rows([_segment_row(flow_id, s) for s in stored]))
             self._save_objects(tx, objects)
             self._save_references(tx, flow_id, references)
             record.flow["segments_updated"] = rules.now()
@@ -260,12 +304,8 @@ class SegmentsMixin(TabularCore):
             tx.update(FLOWS.name, _changes(FLOWS, [record.row_id], [changed]))
             if not fx.wanted:
                 return failed
-            views = [
-                rules.segment_view(
-                    s, rules.all_get_urls(s, self._controlled_urls(s, objects[s.object_id].row["storage_id"]))
-                )
-                for s in added
-            ]
+            rows = {i: s.row for i, s in objects.items()}
+            views = [self._segment_view(s, rows, UrlOptions(verbose_storage=True), True) for s in stored]
             self._flow_event(tx, fx, events.SEGMENTS_ADDED, record.flow, {"flow_id": flow_id, "segments": views})
         return failed
 

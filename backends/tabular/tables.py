@@ -82,6 +82,13 @@ OBJECTS = TableSpec(
         ("segments", _I),  # segments referencing it, over all flows
         ("allocated_at", _F),
         ("unreferenced_since", _F),
+        # 8.x (backends.media_objects); NULL in rows written before: the 7.0 defaults (see objects.py).
+        ("kind", _S),  # "media", "init", or "allocated" until registered
+        ("object_timerange", _S),
+        ("key_frame_count", _I),
+        ("init_object_id", _S),
+        ("external", _S),  # JSON: uncontrolled instances [{url, label, minted?}]
+        ("copies", _S),  # JSON: storage ids of controlled copies besides storage_id
     ),
     lookup=("id",),
 )

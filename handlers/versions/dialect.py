@@ -88,3 +88,19 @@ class Dialect:
     def webhook_event(self, webhook: Json, event: events.Event) -> Json:
         """The body delivered to a registration made under this version."""
         return events.body_for(webhook, event, self.event_payload)
+
+    # --- media objects and segments (8.x shapes; older versions drop what they do not know) ---
+    # Whether labels the store minted for unlabelled uncontrolled URLs are shown (backends.media_objects).
+    shows_minted_labels: ClassVar[bool] = True
+
+    def object(self, doc: Json) -> Json:
+        """``GET /objects/{id}``: the stored object as this version shows it."""
+        return doc
+
+    def segment(self, doc: Json) -> Json:
+        """One segment of ``GET /flows/{id}/segments`` as this version shows it."""
+        return doc
+
+    def storage(self, doc: Json) -> Json:
+        """The answer of ``POST /flows/{id}/storage`` as this version shows it."""
+        return doc

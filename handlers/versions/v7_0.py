@@ -120,9 +120,27 @@ class Dialect70(Dialect):
         # Flow and source payloads go through here too, for 7.0 view rules of flows and sources.
         payload = super().event_payload(event_type, payload)
         if event_type == events.SEGMENTS_ADDED:
-            segments = [{k: v for k, v in s.items() if k != "object_timerange"} for s in payload["segments"]]
+            segments = [self.segment(s) for s in payload["segments"]]
             payload = {**payload, "segments": segments}
         return payload
+
+    # 7.0 segment get_urls may lack a label: show them as they were posted.
+    shows_minted_labels: ClassVar[bool] = False
+
+    def object(self, doc: Json) -> Json:
+        # 7.0 objects are only which flows reference them.
+        return {k: v for k, v in doc.items() if k in _OBJECT_FIELDS}
+
+    def segment(self, doc: Json) -> Json:
+        return {k: v for k, v in doc.items() if k not in _SEGMENT_8X_FIELDS}
+
+    def storage(self, doc: Json) -> Json:
+        objects = [{k: v for k, v in o.items() if k != "presigned"} for o in doc.get("media_objects", [])]
+        return {**doc, "media_objects": objects}
+
+
+_OBJECT_FIELDS = ("id", "referenced_by_flows", "first_referenced_by_flow")
+_SEGMENT_8X_FIELDS = ("object_timerange", "init_object")
 
 
 DIALECT = Dialect70("7.0")
