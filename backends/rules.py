@@ -352,7 +352,8 @@ def parse_segment(body: Json, controlled_labels: Iterable[str]) -> Segment:
     """Check one posted segment against the rules the schema cannot express."""
     try:
         timerange = TimeRange.parse(body["timerange"])
-        _non_negative_timestamp(body, "ts_offset")
+        # ts_offset may be negative: 7.0 said it could not be, and 8.0 calls that a mistake (media
+        # timestamps may run ahead of the segment's); both versions take it.
         _non_negative_timestamp(body, "last_duration")
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc

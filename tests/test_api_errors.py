@@ -197,7 +197,7 @@ def test_a_flow_property_of_the_wrong_type_is_400(tams, path, body):
         {"object_id": 5, "timerange": "[0:0_1:0)"},
         {"object_id": "o", "timerange": "0-1"},
         {"object_id": "o", "timerange": "[0:0_1:0)", "get_urls": [{"label": "cdn"}]},
-        {"object_id": "o", "timerange": "[0:0_1:0)", "ts_offset": "-1:0"},
+        {"object_id": "o", "timerange": "[0:0_1:0)", "last_duration": "-1:0"},
         {"object_id": "o", "timerange": "()"},
         {"object_id": "o", "timerange": "[5:0_"},
         [{"object_id": "o", "timerange": "[0:0_1:0)"}, {"object_id": "p"}],
@@ -208,6 +208,13 @@ def test_a_segment_that_breaks_the_rules_is_400(tams, body):
     response = tams.client.post(f"/flows/{flow['id']}/segments", json=body)
     assert response.status_code == 400
     assert tams.segments(flow["id"]) == []
+
+
+def test_a_negative_ts_offset_is_taken_under_every_version(tams):
+    flow = tams.put_flow()
+    tams.post_segment(flow["id"], "[0:0_1:0)", ts_offset="-10:0")
+    [segment] = tams.segments(flow["id"])
+    assert segment["ts_offset"] == "-10:0"
 
 
 # ----------------------------------------------------------------- query parameters
