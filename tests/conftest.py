@@ -54,7 +54,7 @@ OFFICIAL_SPECS = {
 OFFICIAL_SPEC = OFFICIAL_SPECS["7.0"]
 OUR_SPEC = spec.SPEC_PATH
 # The versions the API tests run on: TAMS_TEST_VERSIONS (comma-separated), else these.
-DEFAULT_TEST_VERSIONS = "7.0"
+DEFAULT_TEST_VERSIONS = "7.0,8.2"
 BASE_URL = "http://testserver"
 # The admin credential every test app is started with (tests of authentication make their own).
 ADMIN_TOKEN = "tams_test-admin-token"

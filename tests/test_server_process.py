@@ -57,7 +57,7 @@ def test_media_round_trip_over_real_http(server: str) -> None:
             "format": "urn:x-nmos:format:video",
             "codec": "video/h264",
             "container": "video/mp2t",
-            "essence_parameters": {"frame_width": 1280, "frame_height": 720},
+            "essence_parameters": {"frame_width": 1280, "frame_height": 720, "frame_rate": {"numerator": 50}},
         }
         assert api.put(f"/flows/{flow_id}", json=flow).status_code == 201
         storage = api.post(f"/flows/{flow_id}/storage", json={"limit": 1})
