@@ -354,6 +354,11 @@ class Backend(abc.ABC):
         apply (the registration is gone, or a client changed its status meanwhile)."""
         raise NotSupported("webhooks are not supported by this server")
 
+    def upsert_webhook_by_identity(self, webhook: Json) -> Json | None:
+        """TAMS 7.0's POST: create, replace or (no events) remove the registrations of the body's
+        identity (``events.write_by_identity``), atomically; returns the stored one (None: removed)."""
+        raise NotSupported("webhooks are not supported by this server")
+
     # --- flow profiles (TAMS 8.x) ----------------------------------------------------------
     def list_profiles(self, query: ProfileQuery, page: PageRequest) -> Page[Json]:
         raise NotSupported("flow profiles are not supported by this backend")

@@ -322,3 +322,40 @@ def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
 
 
 PayloadHook = Callable[[str, Json], Json]
+
+
+# --- registration by identity (TAMS 7.0) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityWrite:
+    """What a 7.0 POST does to the stored registrations (``write_by_identity``)."""
+
+    deleted: tuple[str, ...] = ()  # ids of registrations removed
+    created: Json | None = None  # a new registration to store
+    replaced: Json | None = None  # the replacement of the registration with the same id
+
+    @property
+    def stored(self) -> Json | None:
+        return self.created if self.created is not None else self.replaced
+
+
+def write_by_identity(registrations: Iterable[Json], request: Json) -> IdentityWrite:
+    """The 7.0 upsert: a registration is identified by (url, api_key_name, api_key_value).
+
+    ``registrations`` are the stored ones, oldest first. With no events, every registration of the
+    identity is removed. Otherwise the oldest one of the identity is replaced (keeping what 7.0
+    cannot express: tags, ...; re-enabling a disabled or failed one), or a new one is created. A
+    backend applies the result atomically with the read of ``registrations`` (one lock or one
+    transaction), so concurrent POSTs of one identity never make two registrations.
+    """
+    request = prepare_webhook(request)
+    same = [w for w in registrations if identity(w) == identity(request)]
+    if not request["events"]:
+        return IdentityWrite(deleted=tuple(w["id"] for w in same))
+    if not same:
+        return IdentityWrite(created=new_registration(request))
+    existing = same[0]
+    kept = {k: existing[k] for k in FIELDS_SINCE_8 if k in existing}
+    replacement = {**kept, **request, "id": existing["id"], "status": CREATED}
+    return IdentityWrite(replaced=replaced_registration(existing, replacement))

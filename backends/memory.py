@@ -680,6 +680,17 @@ class MemoryBackend(Backend):
             self._webhook(webhook_id)
             del self._webhooks[webhook_id]
 
+    def upsert_webhook_by_identity(self, webhook: Json) -> Json | None:
+        with self._lock:
+            write = events.write_by_identity(list(self._webhooks.values()), webhook)
+            for webhook_id in write.deleted:
+                del self._webhooks[webhook_id]
+            stored = write.stored
+            if stored is None:
+                return None
+            self._webhooks[stored["id"]] = stored
+            return dict(stored)
+
     def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
         with self._lock:
             current = self._webhooks.get(webhook_id)
