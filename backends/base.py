@@ -199,6 +199,9 @@ class UrlOptions:
     storage_backend_tags: TagFilter = field(default_factory=TagFilter)
     # Labels the store minted for unlabelled uncontrolled URLs (see backends.media_objects): shown or not.
     show_minted_labels: bool = True
+    # Mark URLs whose label the store minted (``"minted": true``), for a later rendering that decides
+    # whether to show the label (event payloads: backends.media_objects.shown_urls); never in a response.
+    mark_minted: bool = False
 
 
 @dataclass(frozen=True)
