@@ -199,6 +199,9 @@ class UrlOptions:
     storage_backend_tags: TagFilter = field(default_factory=TagFilter)
     # Labels the store minted for unlabelled uncontrolled URLs (see backends.media_objects): shown or not.
     show_minted_labels: bool = True
+    # Mark URLs whose label the store minted (``"minted": true``), for a later rendering that decides
+    # whether to show the label (event payloads: backends.media_objects.shown_urls); never in a response.
+    mark_minted: bool = False
 
 
 @dataclass(frozen=True)
@@ -352,6 +355,11 @@ class Backend(abc.ABC):
     def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
         """A status change the server makes (``events.server_status``); False when it does not
         apply (the registration is gone, or a client changed its status meanwhile)."""
+        raise NotSupported("webhooks are not supported by this server")
+
+    def upsert_webhook_by_identity(self, webhook: Json) -> Json | None:
+        """TAMS 7.0's POST: create, replace or (no events) remove the registrations of the body's
+        identity (``events.write_by_identity``), atomically; returns the stored one (None: removed)."""
         raise NotSupported("webhooks are not supported by this server")
 
     # --- flow profiles (TAMS 8.x) ----------------------------------------------------------

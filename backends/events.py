@@ -6,12 +6,13 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from backends import media_objects
 from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
-from backends.rules import filter_get_urls, matches_tags, now, page_limit
+from backends.rules import matches_tags, now, page_limit
 
 FLOW_CREATED = "flows/created"
 FLOW_UPDATED = "flows/updated"
@@ -148,15 +149,18 @@ def url_options(webhook: Json) -> UrlOptions:
     )
 
 
-def body_for(webhook: Json, event: Event, payload_view: PayloadHook | None = None) -> Json:
+def body_for(
+    webhook: Json, event: Event, payload_view: PayloadHook | None = None, show_minted_labels: bool = True
+) -> Json:
     """What the receiver gets; segments carry get_urls shaped by the registration's transformations.
 
     ``payload_view(event_type, payload)`` renders the payload as the registration's API version
-    shows it (its dialect's ``event_payload``).
+    shows it (its dialect's ``event_payload``); ``show_minted_labels`` is that version's choice for
+    labels the store minted (backends.media_objects).
     """
     payload = event.payload
     if event.type == SEGMENTS_ADDED:
-        options = url_options(webhook)
+        options = replace(url_options(webhook), show_minted_labels=show_minted_labels)
         payload = {**payload, "segments": [shape_segment(webhook, s, options) for s in payload["segments"]]}
     if payload_view is not None:
         payload = payload_view(event.type, payload)
@@ -312,9 +316,16 @@ def list_page(webhooks: Iterable[Json], query: WebhookQuery, page: PageRequest) 
 def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
     """A segment as a ``flows/segments_added`` event shows it to this registration."""
     shaped = {k: v for k, v in segment.items() if k != "get_urls"}
-    urls = filter_get_urls(segment.get("get_urls", []), options)
+    urls = media_objects.shown_urls(segment.get("get_urls", []), options)
     if urls is not None:
         shaped["get_urls"] = urls
+    init = segment.get("init_object")
+    if isinstance(init, dict):
+        # The init object's URLs follow the same transformations, as in a segment listing.
+        shaped["init_object"] = {k: v for k, v in init.items() if k != "get_urls"}
+        init_urls = media_objects.shown_urls(init.get("get_urls", []), options)
+        if init_urls is not None:
+            shaped["init_object"]["get_urls"] = init_urls
     if not webhook.get("include_object_timerange"):
         # Segment events carry their object's timerange (backends.media_objects); shown on request.
         shaped.pop("object_timerange", None)
@@ -322,3 +333,40 @@ def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
 
 
 PayloadHook = Callable[[str, Json], Json]
+
+
+# --- registration by identity (TAMS 7.0) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityWrite:
+    """What a 7.0 POST does to the stored registrations (``write_by_identity``)."""
+
+    deleted: tuple[str, ...] = ()  # ids of registrations removed
+    created: Json | None = None  # a new registration to store
+    replaced: Json | None = None  # the replacement of the registration with the same id
+
+    @property
+    def stored(self) -> Json | None:
+        return self.created if self.created is not None else self.replaced
+
+
+def write_by_identity(registrations: Iterable[Json], request: Json) -> IdentityWrite:
+    """The 7.0 upsert: a registration is identified by (url, api_key_name, api_key_value).
+
+    ``registrations`` are the stored ones, oldest first. With no events, every registration of the
+    identity is removed. Otherwise the oldest one of the identity is replaced (keeping what 7.0
+    cannot express: tags, ...; re-enabling a disabled or failed one), or a new one is created. A
+    backend applies the result atomically with the read of ``registrations`` (one lock or one
+    transaction), so concurrent POSTs of one identity never make two registrations.
+    """
+    request = prepare_webhook(request)
+    same = [w for w in registrations if identity(w) == identity(request)]
+    if not request["events"]:
+        return IdentityWrite(deleted=tuple(w["id"] for w in same))
+    if not same:
+        return IdentityWrite(created=new_registration(request))
+    existing = same[0]
+    kept = {k: existing[k] for k in FIELDS_SINCE_8 if k in existing}
+    replacement = {**kept, **request, "id": existing["id"], "status": CREATED}
+    return IdentityWrite(replaced=replaced_registration(existing, replacement))

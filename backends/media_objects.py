@@ -199,6 +199,8 @@ def instance_urls(
         entry: Json = {"url": item["url"], "presigned": False, "controlled": False}
         if not item.get("minted") or options.show_minted_labels:
             entry["label"] = item["label"]
+        if item.get("minted") and options.mark_minted:
+            entry["minted"] = True
         entries.append(entry)
     return filter_get_urls(entries, options)
 
@@ -233,3 +235,15 @@ def object_view(
     if init is not None:
         body["init_object"] = init
     return body
+
+
+def shown_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] | None:
+    """``get_urls`` rendered with ``mark_minted`` (an event's), as ``options`` show them: the
+    transformations of ``filter_get_urls``, and a minted label only where ``show_minted_labels``."""
+    unmarked = []
+    for entry in entries:
+        if entry.get("minted"):
+            hidden = ("minted",) if options.show_minted_labels else ("minted", "label")
+            entry = {k: v for k, v in entry.items() if k not in hidden}
+        unmarked.append(entry)
+    return filter_get_urls(unmarked, options)

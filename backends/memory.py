@@ -358,7 +358,7 @@ class MemoryBackend(Backend):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [self._segment_view(s, UrlOptions(verbose_storage=True), True) for s in added]
+                views = [self._segment_view(s, UrlOptions(verbose_storage=True, mark_minted=True), True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
@@ -679,6 +679,17 @@ class MemoryBackend(Backend):
         with self._lock:
             self._webhook(webhook_id)
             del self._webhooks[webhook_id]
+
+    def upsert_webhook_by_identity(self, webhook: Json) -> Json | None:
+        with self._lock:
+            write = events.write_by_identity(list(self._webhooks.values()), webhook)
+            for webhook_id in write.deleted:
+                del self._webhooks[webhook_id]
+            stored = write.stored
+            if stored is None:
+                return None
+            self._webhooks[stored["id"]] = stored
+            return dict(stored)
 
     def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
         with self._lock:

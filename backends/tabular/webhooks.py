@@ -116,6 +116,29 @@ class WebhooksMixin(TabularCore):
 
         self._change_webhooks(body)
 
+    def upsert_webhook_by_identity(self, webhook: Json) -> Json | None:
+        """The 7.0 upsert: the identity's rows are read and written in one write transaction, under
+        the catalog lock, so concurrent POSTs of one identity (any process) leave one registration."""
+
+        def body(tx: Transaction, fx: _Effects) -> Json | None:
+            rows = self._rows(tx, WEBHOOKS, ALL, row_ids=True, columns=["seq", "doc"])
+            rows.sort(key=lambda r: r["seq"])  # oldest first
+            docs = [json.loads(r["doc"]) for r in rows]
+            write = events.write_by_identity(docs, webhook)
+            row_of = {d["id"]: r[ROW_ID] for d, r in zip(docs, rows, strict=True)}
+            if write.deleted:
+                tx.delete(WEBHOOKS.name, [row_of[i] for i in write.deleted])
+            if write.created is not None:
+                seq = max((r["seq"] for r in rows), default=-1) + 1
+                tx.insert(WEBHOOKS.name, WEBHOOKS.rows([{**_webhook_row(write.created), "seq": seq}]))
+            if write.replaced is not None:
+                changes = [_webhook_row(write.replaced)]
+                tx.update(WEBHOOKS.name, _changes(WEBHOOKS, [row_of[write.replaced["id"]]], changes))
+            return write.stored
+
+        stored = self._change_webhooks(body)
+        return None if stored is None else dict(stored)
+
     def set_webhook_status(self, webhook_id: str, status: str, error: Json | None = None) -> bool:
         cached = next((w for w in self._load_webhooks() if w["id"] == webhook_id), None)
         if cached is None or events.server_status(cached, status, error) is None:

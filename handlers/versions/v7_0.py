@@ -18,13 +18,12 @@ Flows, as 7.0 sees the 8.2 superset the store keeps:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from backends import events, ordering
 from backends.base import Json, ListingOrder
-from backends.errors import BadRequest, NotFound
+from backends.errors import BadRequest
 from handlers.versions.dialect import VIDEO, Dialect
 from tams_server import context
 from tams_server.context import backend
@@ -168,20 +167,10 @@ def get_webhooks() -> Any:
 
 
 def post_webhooks(body: Json) -> Any:
-    """Register, update (same url, api_key_name and api_key_value) or, with no events, remove."""
+    """Register, update (same url, api_key_name and api_key_value) or, with no events, remove:
+    one atomic backend operation (``events.write_by_identity`` says what identity means)."""
     request = events.prepare_webhook(DIALECT.webhook_request(body))
-    store = backend()
-    same = [w for w in store.all_webhooks() if events.identity(w) == events.identity(request)]
-    if not request["events"]:
-        for webhook in same:
-            with contextlib.suppress(NotFound):  # removed meanwhile
-                store.delete_webhook(webhook["id"])
-        return None, 204
-    context.webhooks().check(request["url"])
-    if not same:
-        return DIALECT.webhook(store.create_webhook(request)), 201
-    existing = same[0]
-    # An update keeps what 7.0 cannot express (tags, ...) and re-enables a disabled registration.
-    kept = {k: existing[k] for k in events.FIELDS_SINCE_8 if k in existing}
-    replacement = {**kept, **request, "id": existing["id"], "status": events.CREATED}
-    return DIALECT.webhook(store.replace_webhook(existing["id"], replacement)), 201
+    if request["events"]:
+        context.webhooks().check(request["url"])
+    stored = backend().upsert_webhook_by_identity(request)
+    return (None, 204) if stored is None else (DIALECT.webhook(stored), 201)
