@@ -171,6 +171,21 @@ def check_not_last(instance_count: int, object_id: str) -> None:
         )
 
 
+# --- reclamation ---------------------------------------------------------------------------
+
+
+def spare_named_inits(doomed: Iterable[str], namers: Iterable[tuple[str, str | None]]) -> list[str]:
+    """The ``doomed`` objects that may go: an init object stays while a media object that is kept
+    (not doomed) still names it, since a segment may register that media object again.
+
+    ``namers``: (object id, its init object id) of at least every object naming a doomed one.
+    """
+    doomed = list(doomed)
+    gone = set(doomed)
+    named = {init_id for object_id, init_id in namers if init_id is not None and object_id not in gone}
+    return [i for i in doomed if i not in named]
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 

@@ -631,11 +631,8 @@ class MemoryBackend(Backend):
                     record.allocated_for is not None, record.allocated_at, record.unreferenced_since, clock, policy
                 )
             ]
-            # An init object stays while a kept media object names it (it may be registered again).
-            named = {
-                r.facts.init_object_id for i, r in self._objects.items() if r.facts is not None and i not in doomed
-            }
-            doomed = [i for i in doomed if i not in named]
+            namers = ((i, r.facts.init_object_id) for i, r in self._objects.items() if r.facts is not None)
+            doomed = mo.spare_named_inits(doomed, namers)
             for object_id in doomed:
                 record = self._objects.pop(object_id)
                 if record.allocated_for is not None:

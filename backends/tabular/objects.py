@@ -382,8 +382,8 @@ class ObjectsMixin(TabularCore):
         policy = self._policy
         unused = col("storage_id").notnull() & (col("segments") == 0)
 
-        def doomed(rows: list[Json]) -> list[Json]:
-            return [
+        def doomed(tx: Transaction, rows: list[Json]) -> list[Json]:
+            rows = [
                 r
                 for r in rows
                 if _controlled_ids(r)
@@ -392,15 +392,24 @@ class ObjectsMixin(TabularCore):
                     r["allocated_for"] is not None, r["allocated_at"], r["unreferenced_since"], clock, policy
                 )
             ]
+            if not rows:
+                return rows
+            namers = self._rows_in(
+                tx, OBJECTS, "init_object_id", [r["id"] for r in rows], columns=["id", "init_object_id"]
+            )
+            spared = set(
+                mo.spare_named_inits((r["id"] for r in rows), ((n["id"], n["init_object_id"]) for n in namers))
+            )
+            return [r for r in rows if r["id"] in spared]
 
-        candidates = doomed(self._read(lambda tx: self._rows(tx, OBJECTS, unused)))
+        candidates = self._read(lambda tx: doomed(tx, self._rows(tx, OBJECTS, unused)))
         if not candidates:
             return 0
         with self._locks.session() as held:
             held.objects(r["id"] for r in candidates)
 
             def body(tx: Transaction, fx: _Effects) -> list[Json]:
-                rows = doomed(self._rows_in(tx, OBJECTS, "id", [r["id"] for r in candidates], unused, row_ids=True))
+                rows = doomed(tx, self._rows_in(tx, OBJECTS, "id", [r["id"] for r in candidates], unused, row_ids=True))
                 tx.delete(OBJECTS.name, [r[ROW_ID] for r in rows])
                 return rows
 
