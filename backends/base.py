@@ -199,6 +199,9 @@ class UrlOptions:
     storage_backend_tags: TagFilter = field(default_factory=TagFilter)
     # Labels the store minted for unlabelled uncontrolled URLs (see backends.media_objects): shown or not.
     show_minted_labels: bool = True
+    # Event payloads: minted labels are shown and marked (media_objects.MINTED_MARK), so each
+    # registration's rendering can hide them (events.shape_segment).
+    mark_minted: bool = False
 
 
 @dataclass(frozen=True)

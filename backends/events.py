@@ -6,11 +6,12 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
+from backends.media_objects import unmark_minted
 from backends.rules import filter_get_urls, matches_tags, now, page_limit
 
 FLOW_CREATED = "flows/created"
@@ -148,15 +149,18 @@ def url_options(webhook: Json) -> UrlOptions:
     )
 
 
-def body_for(webhook: Json, event: Event, payload_view: PayloadHook | None = None) -> Json:
+def body_for(
+    webhook: Json, event: Event, payload_view: PayloadHook | None = None, show_minted_labels: bool = True
+) -> Json:
     """What the receiver gets; segments carry get_urls shaped by the registration's transformations.
 
     ``payload_view(event_type, payload)`` renders the payload as the registration's API version
-    shows it (its dialect's ``event_payload``).
+    shows it (its dialect's ``event_payload``); ``show_minted_labels``: whether that version shows
+    the labels the store minted for unlabelled uncontrolled URLs (backends.media_objects).
     """
     payload = event.payload
     if event.type == SEGMENTS_ADDED:
-        options = url_options(webhook)
+        options = replace(url_options(webhook), show_minted_labels=show_minted_labels)
         payload = {**payload, "segments": [shape_segment(webhook, s, options) for s in payload["segments"]]}
     if payload_view is not None:
         payload = payload_view(event.type, payload)
@@ -312,13 +316,24 @@ def list_page(webhooks: Iterable[Json], query: WebhookQuery, page: PageRequest) 
 def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
     """A segment as a ``flows/segments_added`` event shows it to this registration."""
     shaped = {k: v for k, v in segment.items() if k != "get_urls"}
-    urls = filter_get_urls(segment.get("get_urls", []), options)
+    urls = _shape_urls(segment.get("get_urls", []), options)
     if urls is not None:
         shaped["get_urls"] = urls
+    init = segment.get("init_object")
+    if isinstance(init, dict) and "get_urls" in init:
+        init_urls = _shape_urls(init["get_urls"], options)
+        shaped["init_object"] = {k: v for k, v in init.items() if k != "get_urls"}
+        if init_urls is not None:
+            shaped["init_object"]["get_urls"] = init_urls
     if not webhook.get("include_object_timerange"):
         # Segment events carry their object's timerange (backends.media_objects); shown on request.
         shaped.pop("object_timerange", None)
     return shaped
+
+
+def _shape_urls(urls: Iterable[Json], options: UrlOptions) -> list[Json] | None:
+    """Event get_urls (stored verbose, minted labels marked) as the registration's options show them."""
+    return filter_get_urls([unmark_minted(u, options.show_minted_labels) for u in urls], options)
 
 
 PayloadHook = Callable[[str, Json], Json]

@@ -25,6 +25,8 @@ from backends.timerange import TimeRange, Timestamp
 MEDIA = "media"
 INIT = "init"
 MINTED_PREFIX = "external-"
+# Key marking a get_url whose label was minted, in event payloads only (UrlOptions.mark_minted).
+MINTED_MARK = "minted_label"
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,17 @@ def instance_urls(
         entry: Json = {"url": item["url"], "presigned": False, "controlled": False}
         if not item.get("minted") or options.show_minted_labels:
             entry["label"] = item["label"]
+            if item.get("minted") and options.mark_minted:
+                entry[MINTED_MARK] = True
         entries.append(entry)
     return filter_get_urls(entries, options)
+
+
+def unmark_minted(url: Json, show_minted_labels: bool) -> Json:
+    """A get_url of an event payload without its minted mark, and without the minted label unless shown."""
+    if not url.get(MINTED_MARK):
+        return url
+    return {k: v for k, v in url.items() if k != MINTED_MARK and (show_minted_labels or k != "label")}
 
 
 def init_view(init_object_id: str, urls: list[Json] | None, key: str) -> Json:

@@ -87,7 +87,7 @@ class Dialect:
 
     def webhook_event(self, webhook: Json, event: events.Event) -> Json:
         """The body delivered to a registration made under this version."""
-        return events.body_for(webhook, event, self.event_payload)
+        return events.body_for(webhook, event, self.event_payload, self.shows_minted_labels)
 
     # --- media objects and segments (8.x shapes; older versions drop what they do not know) ---
     # Whether labels the store minted for unlabelled uncontrolled URLs are shown (backends.media_objects).
