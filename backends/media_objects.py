@@ -160,6 +160,18 @@ def check_instance_post(body: Json, controlled_labels: Iterable[str]) -> None:
             raise BadRequest(f"label {body['label']!r} belongs to a storage backend of this server")
 
 
+def check_copy(object_id: str, storage_id: str, held: list[str]) -> None:
+    """A ``{storage_id}`` copy needs a store without an instance and a controlled instance to copy from
+    (400 otherwise: the spec's copy is to a store "that does not currently have an instance")."""
+    if storage_id in held:
+        raise BadRequest(f"object {object_id} already has an instance on storage {storage_id}")
+    if not held:
+        raise BadRequest(
+            f"object {object_id} has only uncontrolled instances (URLs this server does not manage), so the "
+            f"server cannot copy it to storage {storage_id}: upload the bytes there and register them instead"
+        )
+
+
 def instance_to_remove(storage_id: str | None, label: str | None) -> None:
     """DELETE instances names the instance by exactly one of ``storage_id`` and ``label``."""
     if (storage_id is None) == (label is None):

@@ -580,11 +580,8 @@ class MemoryBackend(Backend):
             if target is None:
                 raise BadRequest(f"unknown storage_id {body['storage_id']}")
             held = record.controlled_ids()
-            if target.info.id in held:
-                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            mo.check_copy(object_id, target.info.id, held)
             sources = [self._stores[i] for i in held]
-            if not sources:
-                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
             copy_object(sources[0], target, object_id)
             if record.storage_id is None:
                 record.storage_id = target.info.id

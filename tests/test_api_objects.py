@@ -247,6 +247,24 @@ def test_instance_requests_that_break_the_rules_are_400(tams, flow, backend):
 
 
 @v82
+def test_a_copy_needs_a_controlled_instance_and_a_store_without_one(tams, flow, backend):
+    """POST instances {storage_id}: 400 (the yaml's only refusal) both when the object has only
+    uncontrolled instances (the message says so) and when the store already holds the object."""
+    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="o", get_urls=[{"url": "https://a.example/o", "label": "a"}])
+    refused = tams.client.post("/objects/o/instances", json={"storage_id": backend["id"]})
+    assert refused.status_code == 400
+    assert "only uncontrolled instances" in refused.json()["summary"]
+    assert [u["label"] for u in get_object(tams.client, "o")["get_urls"]] == ["a"]
+    object_id = allocate_and_put(tams, flow["id"])
+    tams.post_segment(flow["id"], "[10:0_20:0)", object_id=object_id)
+    again = tams.client.post(f"/objects/{object_id}/instances", json={"storage_id": backend["id"]})
+    assert again.status_code == 400
+    assert "already has an instance" in again.json()["summary"]
+    [url] = get_object(tams.client, object_id)["get_urls"]
+    assert url["label"] == backend["label"] and tams.client.get(url["url"]).content == CONTENT
+
+
+@v82
 def test_instances_of_an_unregistered_object_are_404(tams, flow):
     [media_object] = tams.allocate(flow["id"], limit=1)
     path = f"/objects/{media_object['object_id']}/instances"

@@ -323,11 +323,8 @@ class ObjectsMixin(TabularCore):
             if target is None:
                 raise BadRequest(f"unknown storage_id {body['storage_id']}")
             held = _controlled_ids(row)
-            if target.info.id in held:
-                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            mo.check_copy(object_id, target.info.id, [i for i in held if i in self._stores])
             sources = [self._stores[i] for i in held if i in self._stores]
-            if not sources:
-                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
             copy_object(sources[0], target, object_id)
             self._save_controlled(tx, row, [*held, target.info.id])
 
