@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from backends.base import Json, UrlOptions
 from backends.errors import BadRequest
+from backends.objectstore import ObjectStore
 from backends.rules import ControlledUrl, filter_get_urls, matches_tags
 from backends.timerange import TimeRange, Timestamp
 
@@ -201,6 +202,18 @@ def spare_named_inits(doomed: Iterable[str], namers: Iterable[tuple[str, str | N
 
 
 # --- rendering -----------------------------------------------------------------------------
+
+
+def controlled_url(store: ObjectStore, object_id: str, options: UrlOptions) -> ControlledUrl:
+    """The URL of an object's instance on one of our stores: presigned by default; a plain one
+    (``presigned: false``) when the request asks only for non-presigned URLs and the store has one
+    (an S3 store's own object URL, which needs the client's S3 credentials)."""
+    if options.presigned is False:
+        plain = store.plain_download_url(object_id)
+        if plain is not None:
+            return ControlledUrl(plain, False, store.info)
+    url, presigned = store.download_url(object_id)
+    return ControlledUrl(url, presigned, store.info)
 
 
 def instance_urls(

@@ -318,9 +318,7 @@ class MemoryBackend(Backend):
             return [] if options.accept_get_urls is None else mo.instance_urls([], [], options)
         controlled = []
         for storage_id in record.controlled_ids():
-            store = self._stores[storage_id]
-            url, presigned = store.download_url(object_id)
-            controlled.append(rules.ControlledUrl(url, presigned, store.info))
+            controlled.append(mo.controlled_url(self._stores[storage_id], object_id, options))
         return mo.instance_urls(controlled, record.external, options)
 
     def _segment_view(self, segment: rules.Segment, options: UrlOptions, include_object_timerange: bool) -> Json:

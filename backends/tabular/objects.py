@@ -73,8 +73,7 @@ class ObjectsMixin(TabularCore):
         for storage_id in _controlled_ids(row) if row is not None else []:
             store = self._stores.get(storage_id)
             if store is not None:
-                url, presigned = store.download_url(object_id)
-                controlled.append(rules.ControlledUrl(url, presigned, store.info))
+                controlled.append(mo.controlled_url(store, object_id, options))
         return mo.instance_urls(controlled, _external(row) if row is not None else [], options)
 
     def _object_rows(self, tx: Transaction, object_ids: Iterable[str]) -> dict[str, Json]:
