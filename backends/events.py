@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
-from backends.media_objects import unmark_minted
+from backends.media_objects import event_url
 from backends.rules import filter_get_urls, matches_tags, now, page_limit
 
 FLOW_CREATED = "flows/created"
@@ -332,8 +332,8 @@ def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
 
 
 def _shape_urls(urls: Iterable[Json], options: UrlOptions) -> list[Json] | None:
-    """Event get_urls (stored verbose, minted labels marked) as the registration's options show them."""
-    return filter_get_urls([unmark_minted(u, options.show_minted_labels) for u in urls], options)
+    """Event get_urls (stored verbose and marked: media_objects.event_url) as the registration's options show them."""
+    return filter_get_urls([event_url(u, options) for u in urls], options)
 
 
 PayloadHook = Callable[[str, Json], Json]

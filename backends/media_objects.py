@@ -26,8 +26,10 @@ from backends.timerange import TimeRange, Timestamp
 MEDIA = "media"
 INIT = "init"
 MINTED_PREFIX = "external-"
-# Key marking a get_url whose label was minted, in event payloads only (UrlOptions.mark_minted).
+# Keys of event payload get_urls only (UrlOptions.for_events): the label was minted; the plain URL
+# of a controlled instance (for registrations with ``presigned: false``).
 MINTED_MARK = "minted_label"
+PLAIN_MARK = "plain_url"
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ def controlled_url(store: ObjectStore, object_id: str, options: UrlOptions) -> C
         if plain is not None:
             return ControlledUrl(plain, False, store.info)
     url, presigned = store.download_url(object_id)
+    if options.for_events:
+        return ControlledUrl(url, presigned, store.info, store.plain_download_url(object_id))
     return ControlledUrl(url, presigned, store.info)
 
 
@@ -234,6 +238,7 @@ def instance_urls(
             "storage_id": c.backend.id,
             "controlled": True,
             **c.backend.describe(),
+            **({PLAIN_MARK: c.plain} if c.plain is not None and options.for_events else {}),
         }
         for c in controlled
     ]
@@ -241,17 +246,21 @@ def instance_urls(
         entry: Json = {"url": item["url"], "presigned": False, "controlled": False}
         if not item.get("minted") or options.show_minted_labels:
             entry["label"] = item["label"]
-            if item.get("minted") and options.mark_minted:
+            if item.get("minted") and options.for_events:
                 entry[MINTED_MARK] = True
         entries.append(entry)
     return filter_get_urls(entries, options)
 
 
-def unmark_minted(url: Json, show_minted_labels: bool) -> Json:
-    """A get_url of an event payload without its minted mark, and without the minted label unless shown."""
-    if not url.get(MINTED_MARK):
-        return url
-    return {k: v for k, v in url.items() if k != MINTED_MARK and (show_minted_labels or k != "label")}
+def event_url(url: Json, options: UrlOptions) -> Json:
+    """A get_url of an event payload as a registration's ``options`` see it, before filtering: its
+    plain URL when it asks for non-presigned ones, its minted label only when shown, no marks."""
+    if options.presigned is False and url.get(PLAIN_MARK):
+        url = {**url, "url": url[PLAIN_MARK], "presigned": False}
+    hidden = {MINTED_MARK, PLAIN_MARK}
+    if url.get(MINTED_MARK) and not options.show_minted_labels:
+        hidden.add("label")
+    return {k: v for k, v in url.items() if k not in hidden}
 
 
 def init_view(init_object_id: str, urls: list[Json] | None, key: str) -> Json:

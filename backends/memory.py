@@ -356,7 +356,7 @@ class MemoryBackend(Backend):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [self._segment_view(s, UrlOptions(verbose_storage=True, mark_minted=True), True) for s in added]
+                views = [self._segment_view(s, UrlOptions(verbose_storage=True, for_events=True), True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 

@@ -283,3 +283,21 @@ def test_segment_events_show_minted_labels_to_8x_registrations_only(app, client,
     ]
     assert all(set(u) == {"url", "presigned", "controlled", "label"} for u in by_path["/new"])
     assert by_path["/old-cdn"] == [{"url": "https://cdn.example/x", "presigned": False, "label": "cdn"}]
+
+
+def test_segment_events_give_plain_urls_to_registrations_that_ask(app, client, receiver) -> None:
+    """``presigned: false`` on a registration is the ``presigned=false`` query: the store's plain URL."""
+    flow = put_flow(client)
+    [media] = client.post(f"/flows/{flow['id']}/storage", json={"limit": 1}).json()["media_objects"]
+    register(client, receiver.url, ["flows/segments_added"], presigned=False)
+    register(client, receiver.url + "2", ["flows/segments_added"], verbose_storage=True)
+    segment = {"object_id": media["object_id"], "timerange": "[0:0_1:0)"}
+    assert client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    settle(app)
+    by_path = {r["path"]: r["body"]["event"]["segments"][0]["get_urls"] for r in receiver.received}
+    [plain] = client.get(f"/flows/{flow['id']}/segments", params={"presigned": "false"}).json()[0]["get_urls"]
+    assert plain["presigned"] is False
+    assert by_path["/hook"] == [plain]
+    [default] = by_path["/hook2"]
+    assert default["presigned"] is True and default["url"] != plain["url"]
+    assert "plain_url" not in default and default["controlled"] is True
