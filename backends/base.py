@@ -199,9 +199,10 @@ class UrlOptions:
     storage_backend_tags: TagFilter = field(default_factory=TagFilter)
     # Labels the store minted for unlabelled uncontrolled URLs (see backends.media_objects): shown or not.
     show_minted_labels: bool = True
-    # Mark URLs whose label the store minted (``"minted": true``), for a later rendering that decides
-    # whether to show the label (event payloads: backends.media_objects.shown_urls); never in a response.
-    mark_minted: bool = False
+    # Event payloads: minted labels are shown and marked (media_objects.MINTED_MARK), and controlled
+    # URLs carry their store's plain URL (media_objects.PLAIN_MARK), so each registration's
+    # rendering (events.shape_segment) can hide the one and choose the other.
+    for_events: bool = False
 
 
 @dataclass(frozen=True)

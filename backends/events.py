@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from backends import media_objects
 from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
-from backends.rules import matches_tags, now, page_limit
+from backends.media_objects import event_url
+from backends.rules import filter_get_urls, matches_tags, now, page_limit
 
 FLOW_CREATED = "flows/created"
 FLOW_UPDATED = "flows/updated"
@@ -155,8 +155,8 @@ def body_for(
     """What the receiver gets; segments carry get_urls shaped by the registration's transformations.
 
     ``payload_view(event_type, payload)`` renders the payload as the registration's API version
-    shows it (its dialect's ``event_payload``); ``show_minted_labels`` is that version's choice for
-    labels the store minted (backends.media_objects).
+    shows it (its dialect's ``event_payload``); ``show_minted_labels``: whether that version shows
+    the labels the store minted for unlabelled uncontrolled URLs (backends.media_objects).
     """
     payload = event.payload
     if event.type == SEGMENTS_ADDED:
@@ -316,20 +316,24 @@ def list_page(webhooks: Iterable[Json], query: WebhookQuery, page: PageRequest) 
 def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:
     """A segment as a ``flows/segments_added`` event shows it to this registration."""
     shaped = {k: v for k, v in segment.items() if k != "get_urls"}
-    urls = media_objects.shown_urls(segment.get("get_urls", []), options)
+    urls = _shape_urls(segment.get("get_urls", []), options)
     if urls is not None:
         shaped["get_urls"] = urls
     init = segment.get("init_object")
-    if isinstance(init, dict):
-        # The init object's URLs follow the same transformations, as in a segment listing.
+    if isinstance(init, dict) and "get_urls" in init:
+        init_urls = _shape_urls(init["get_urls"], options)
         shaped["init_object"] = {k: v for k, v in init.items() if k != "get_urls"}
-        init_urls = media_objects.shown_urls(init.get("get_urls", []), options)
         if init_urls is not None:
             shaped["init_object"]["get_urls"] = init_urls
     if not webhook.get("include_object_timerange"):
         # Segment events carry their object's timerange (backends.media_objects); shown on request.
         shaped.pop("object_timerange", None)
     return shaped
+
+
+def _shape_urls(urls: Iterable[Json], options: UrlOptions) -> list[Json] | None:
+    """Event get_urls (stored verbose and marked: media_objects.event_url) as the registration's options show them."""
+    return filter_get_urls([event_url(u, options) for u in urls], options)
 
 
 PayloadHook = Callable[[str, Json], Json]

@@ -19,12 +19,17 @@ from dataclasses import dataclass
 
 from backends.base import Json, UrlOptions
 from backends.errors import BadRequest
+from backends.objectstore import ObjectStore
 from backends.rules import ControlledUrl, filter_get_urls, matches_tags
 from backends.timerange import TimeRange, Timestamp
 
 MEDIA = "media"
 INIT = "init"
 MINTED_PREFIX = "external-"
+# Keys of event payload get_urls only (UrlOptions.for_events): the label was minted; the plain URL
+# of a controlled instance (for registrations with ``presigned: false``).
+MINTED_MARK = "minted_label"
+PLAIN_MARK = "plain_url"
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,18 @@ def check_instance_post(body: Json, controlled_labels: Iterable[str]) -> None:
             raise BadRequest(f"label {body['label']!r} belongs to a storage backend of this server")
 
 
+def check_copy(object_id: str, storage_id: str, held: list[str]) -> None:
+    """A ``{storage_id}`` copy needs a store without an instance and a controlled instance to copy from
+    (400 otherwise: the spec's copy is to a store "that does not currently have an instance")."""
+    if storage_id in held:
+        raise BadRequest(f"object {object_id} already has an instance on storage {storage_id}")
+    if not held:
+        raise BadRequest(
+            f"object {object_id} has only uncontrolled instances (URLs this server does not manage), so the "
+            f"server cannot copy it to storage {storage_id}: upload the bytes there and register them instead"
+        )
+
+
 def instance_to_remove(storage_id: str | None, label: str | None) -> None:
     """DELETE instances names the instance by exactly one of ``storage_id`` and ``label``."""
     if (storage_id is None) == (label is None):
@@ -171,7 +188,36 @@ def check_not_last(instance_count: int, object_id: str) -> None:
         )
 
 
+# --- reclamation ---------------------------------------------------------------------------
+
+
+def spare_named_inits(doomed: Iterable[str], namers: Iterable[tuple[str, str | None]]) -> list[str]:
+    """The ``doomed`` objects that may go: an init object stays while a media object that is kept
+    (not doomed) still names it, since a segment may register that media object again.
+
+    ``namers``: (object id, its init object id) of at least every object naming a doomed one.
+    """
+    doomed = list(doomed)
+    gone = set(doomed)
+    named = {init_id for object_id, init_id in namers if init_id is not None and object_id not in gone}
+    return [i for i in doomed if i not in named]
+
+
 # --- rendering -----------------------------------------------------------------------------
+
+
+def controlled_url(store: ObjectStore, object_id: str, options: UrlOptions) -> ControlledUrl:
+    """The URL of an object's instance on one of our stores: presigned by default; a plain one
+    (``presigned: false``) when the request asks only for non-presigned URLs and the store has one
+    (an S3 store's own object URL, which needs the client's S3 credentials)."""
+    if options.presigned is False:
+        plain = store.plain_download_url(object_id)
+        if plain is not None:
+            return ControlledUrl(plain, False, store.info)
+    url, presigned = store.download_url(object_id)
+    if options.for_events:
+        return ControlledUrl(url, presigned, store.info, store.plain_download_url(object_id))
+    return ControlledUrl(url, presigned, store.info)
 
 
 def instance_urls(
@@ -192,6 +238,7 @@ def instance_urls(
             "storage_id": c.backend.id,
             "controlled": True,
             **c.backend.describe(),
+            **({PLAIN_MARK: c.plain} if c.plain is not None and options.for_events else {}),
         }
         for c in controlled
     ]
@@ -199,10 +246,21 @@ def instance_urls(
         entry: Json = {"url": item["url"], "presigned": False, "controlled": False}
         if not item.get("minted") or options.show_minted_labels:
             entry["label"] = item["label"]
-        if item.get("minted") and options.mark_minted:
-            entry["minted"] = True
+            if item.get("minted") and options.for_events:
+                entry[MINTED_MARK] = True
         entries.append(entry)
     return filter_get_urls(entries, options)
+
+
+def event_url(url: Json, options: UrlOptions) -> Json:
+    """A get_url of an event payload as a registration's ``options`` see it, before filtering: its
+    plain URL when it asks for non-presigned ones, its minted label only when shown, no marks."""
+    if options.presigned is False and url.get(PLAIN_MARK):
+        url = {**url, "url": url[PLAIN_MARK], "presigned": False}
+    hidden = {MINTED_MARK, PLAIN_MARK}
+    if url.get(MINTED_MARK) and not options.show_minted_labels:
+        hidden.add("label")
+    return {k: v for k, v in url.items() if k not in hidden}
 
 
 def init_view(init_object_id: str, urls: list[Json] | None, key: str) -> Json:
@@ -235,15 +293,3 @@ def object_view(
     if init is not None:
         body["init_object"] = init
     return body
-
-
-def shown_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] | None:
-    """``get_urls`` rendered with ``mark_minted`` (an event's), as ``options`` show them: the
-    transformations of ``filter_get_urls``, and a minted label only where ``show_minted_labels``."""
-    unmarked = []
-    for entry in entries:
-        if entry.get("minted"):
-            hidden = ("minted",) if options.show_minted_labels else ("minted", "label")
-            entry = {k: v for k, v in entry.items() if k not in hidden}
-        unmarked.append(entry)
-    return filter_get_urls(unmarked, options)

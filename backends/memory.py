@@ -318,9 +318,7 @@ class MemoryBackend(Backend):
             return [] if options.accept_get_urls is None else mo.instance_urls([], [], options)
         controlled = []
         for storage_id in record.controlled_ids():
-            store = self._stores[storage_id]
-            url, presigned = store.download_url(object_id)
-            controlled.append(rules.ControlledUrl(url, presigned, store.info))
+            controlled.append(mo.controlled_url(self._stores[storage_id], object_id, options))
         return mo.instance_urls(controlled, record.external, options)
 
     def _segment_view(self, segment: rules.Segment, options: UrlOptions, include_object_timerange: bool) -> Json:
@@ -358,7 +356,7 @@ class MemoryBackend(Backend):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [self._segment_view(s, UrlOptions(verbose_storage=True, mark_minted=True), True) for s in added]
+                views = [self._segment_view(s, UrlOptions(verbose_storage=True, for_events=True), True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
@@ -580,11 +578,8 @@ class MemoryBackend(Backend):
             if target is None:
                 raise BadRequest(f"unknown storage_id {body['storage_id']}")
             held = record.controlled_ids()
-            if target.info.id in held:
-                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            mo.check_copy(object_id, target.info.id, held)
             sources = [self._stores[i] for i in held]
-            if not sources:
-                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
             copy_object(sources[0], target, object_id)
             if record.storage_id is None:
                 record.storage_id = target.info.id
@@ -631,11 +626,8 @@ class MemoryBackend(Backend):
                     record.allocated_for is not None, record.allocated_at, record.unreferenced_since, clock, policy
                 )
             ]
-            # An init object stays while a kept media object names it (it may be registered again).
-            named = {
-                r.facts.init_object_id for i, r in self._objects.items() if r.facts is not None and i not in doomed
-            }
-            doomed = [i for i in doomed if i not in named]
+            namers = ((i, r.facts.init_object_id) for i, r in self._objects.items() if r.facts is not None)
+            doomed = mo.spare_named_inits(doomed, namers)
             for object_id in doomed:
                 record = self._objects.pop(object_id)
                 if record.allocated_for is not None:

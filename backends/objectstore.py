@@ -78,6 +78,10 @@ class ObjectStore(abc.ABC):
         """A non-presigned http-request to PUT the bytes to (8.x), or None when the store has none."""
         return None
 
+    def plain_download_url(self, object_id: str) -> str | None:
+        """A non-presigned URL to GET the bytes (for ``presigned=false``), or None when the store has none."""
+        return None
+
     def fetch(self, object_id: str) -> tuple[bytes, str | None] | None:
         """The bytes and content type (for copying between stores), or None when nothing was uploaded."""
         raise NotImplementedError(f"{type(self).__name__} cannot be read by the server")
@@ -118,6 +122,11 @@ class ServedObjectStore(ObjectStore):
         if plain_url is None:
             return None
         return {"url": plain_url(self.info.id, object_id), "content-type": content_type}
+
+    def plain_download_url(self, object_id: str) -> str | None:
+        """The same unsigned URL of this server for GET: it takes the API's credentials too."""
+        plain_url = getattr(self._signer, "plain_url", None)
+        return None if plain_url is None else str(plain_url(self.info.id, object_id))
 
     @abc.abstractmethod
     def write(self, object_id: str, data: bytes, content_type: str | None) -> None: ...

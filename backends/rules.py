@@ -379,6 +379,7 @@ class ControlledUrl:
     url: str
     presigned: bool
     backend: StorageBackendInfo
+    plain: str | None = None  # event payloads: the store's plain URL as well (UrlOptions.for_events)
 
 
 def filter_get_urls(entries: Iterable[Json], options: UrlOptions) -> list[Json] | None:

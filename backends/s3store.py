@@ -44,6 +44,7 @@ from backends.objectstore import ObjectStore, StorageBackendInfo
 
 try:
     import boto3
+    from botocore import UNSIGNED
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # parse_storage and S3Config work without boto3; S3ObjectStore says what to install
@@ -320,6 +321,27 @@ class S3ObjectStore(ObjectStore):
     def download_url(self, object_id: str) -> tuple[str, bool]:
         return self._presign("get_object", object_id), True
 
+    def plain_upload_url(self, object_id: str, content_type: str) -> dict[str, Any] | None:
+        """The object's own S3 URL, unsigned (8.x ``presigned: false``).
+
+        This server hands out no S3 credentials: the client needs its own for the bucket and signs
+        its PUT itself (SigV4 in an ``Authorization`` header), as with any S3 request.
+        """
+        return {"url": self._plain("put_object", object_id), "content-type": content_type}
+
+    def plain_download_url(self, object_id: str) -> str | None:
+        """The object's own S3 URL, unsigned: a client GETs it with S3 credentials of its own (or
+        anonymously from a public bucket)."""
+        return self._plain("get_object", object_id)
+
+    def _plain(self, operation: str, object_id: str) -> str:
+        # An unsigned client makes the URL as S3 addresses the object (endpoint, addressing style).
+        return str(
+            _unsigned_client(self.config).generate_presigned_url(
+                operation, Params={"Bucket": self.config.bucket, "Key": self.key(object_id)}
+            )
+        )
+
     def _presign(self, operation: str, object_id: str, **params: Any) -> str:
         return self._presigner.generate_presigned_url(
             operation,
@@ -482,6 +504,25 @@ def _clients(config: S3Config) -> tuple[Any, Any]:
         presigner = _session.client("s3", endpoint_url=config.presign_endpoint_url, config=Config(**common), **keys)
         _client_cache[connection] = (client, presigner)
         return client, presigner
+
+
+_unsigned_cache: dict[tuple[Any, ...], Any] = {}
+
+
+def _unsigned_client(config: S3Config) -> Any:
+    """A client making plain (unsigned) object URLs at the endpoint as clients reach it; no network calls."""
+    _clients(config)  # makes the shared session
+    connection = tuple(getattr(config, name) for name in _CONNECTION)
+    with _session_lock:
+        cached = _unsigned_cache.get(connection)
+        if cached is None:
+            assert _session is not None
+            unsigned = Config(signature_version=UNSIGNED, s3={"addressing_style": config.addressing_style})
+            cached = _session.client(
+                "s3", endpoint_url=config.presign_endpoint_url, config=unsigned, region_name=config.region
+            )
+            _unsigned_cache[connection] = cached
+        return cached
 
 
 def _error_code(exc: Any) -> str:

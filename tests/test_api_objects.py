@@ -7,6 +7,7 @@ read under the other on the same app.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -247,6 +248,24 @@ def test_instance_requests_that_break_the_rules_are_400(tams, flow, backend):
 
 
 @v82
+def test_a_copy_needs_a_controlled_instance_and_a_store_without_one(tams, flow, backend):
+    """POST instances {storage_id}: 400 (the yaml's only refusal) both when the object has only
+    uncontrolled instances (the message says so) and when the store already holds the object."""
+    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="o", get_urls=[{"url": "https://a.example/o", "label": "a"}])
+    refused = tams.client.post("/objects/o/instances", json={"storage_id": backend["id"]})
+    assert refused.status_code == 400
+    assert "only uncontrolled instances" in refused.json()["summary"]
+    assert [u["label"] for u in get_object(tams.client, "o")["get_urls"]] == ["a"]
+    object_id = allocate_and_put(tams, flow["id"])
+    tams.post_segment(flow["id"], "[10:0_20:0)", object_id=object_id)
+    again = tams.client.post(f"/objects/{object_id}/instances", json={"storage_id": backend["id"]})
+    assert again.status_code == 400
+    assert "already has an instance" in again.json()["summary"]
+    [url] = get_object(tams.client, object_id)["get_urls"]
+    assert url["label"] == backend["label"] and tams.client.get(url["url"]).content == CONTENT
+
+
+@v82
 def test_instances_of_an_unregistered_object_are_404(tams, flow):
     [media_object] = tams.allocate(flow["id"], limit=1)
     path = f"/objects/{media_object['object_id']}/instances"
@@ -331,9 +350,12 @@ def test_7_0_allocations_do_not_show_presigned(client, flow):
 @v82
 def test_plain_put_urls_take_api_credentials_instead_of_a_signature(tams, flow):
     [media_object] = tams.allocate(flow["id"], limit=1, presigned=False)
-    if media_object["presigned"]:
-        pytest.skip("this backend's store has no plain put URLs (S3 stores answer presigned ones)")
+    assert media_object["presigned"] is False
     put_url = media_object["put_url"]
+    if urlsplit(put_url["url"]).hostname not in (None, "testserver"):
+        # An S3 store (vast): its own unsigned object URL, for S3 credentials (test_s3_plain_urls_...).
+        assert urlsplit(put_url["url"]).query == "" and put_url["url"].endswith(media_object["object_id"])
+        return
     assert "signature=" not in put_url["url"]
     headers = {"content-type": put_url["content-type"]}
     with tams.client.unchecked():
@@ -420,3 +442,47 @@ def test_copy_object_moves_bytes_from_local_disk_to_s3(moto, tmp_path):
     assert bucket.fetch("o") == (CONTENT, "video/mp2t")
     copy_object(bucket, disk, "o")
     assert disk.read("o") == (CONTENT, "video/mp2t")
+
+
+def s3_signed(method: str, url: str, body: bytes = b"", **headers: str) -> dict[str, str]:
+    """Headers of a request signed with S3 credentials (the moto stores' test keys), as a client
+    holding its own S3 credentials signs a request to a plain S3 URL."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    S3SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
+    return dict(request.headers)
+
+
+@v82
+def test_s3_plain_urls_are_the_objects_own_unsigned_urls(moto, client, backend_name):
+    """``presigned: false`` put URLs and ``presigned=false`` get_urls of an S3 store: the object's
+    own S3 URL, which the client signs with S3 credentials of its own; the default stays presigned."""
+    if backend_name != "local":
+        pytest.skip("the local backend configured with an S3 store")
+    bucket = f"plain-{uuid.uuid4().hex[:8]}"
+    storage = [_s3(moto, bucket, default=True)]
+    app = create_app(app_settings(backend="local", backend_options={"temporary": True, "storage": storage}))
+    try:
+        with TamsClient(app, "8.2") as client:
+            tams = Tams(client)
+            flow = tams.put_flow()
+            [media_object] = tams.allocate(flow["id"], limit=1, presigned=False)
+            object_id, put_url = media_object["object_id"], media_object["put_url"]
+            assert media_object["presigned"] is False
+            parts = urlsplit(put_url["url"])
+            assert parts.query == "" and parts.path.startswith(f"/{bucket}/") and parts.path.endswith(object_id)
+            headers = s3_signed("PUT", put_url["url"], CONTENT, **{"Content-Type": put_url["content-type"]})
+            assert httpx.put(put_url["url"], content=CONTENT, headers=headers).is_success
+            tams.post_segment(flow["id"], "[0:0_10:0)", object_id=object_id)
+            [default] = get_object(client, object_id)["get_urls"]
+            assert default["presigned"] is True and "X-Amz-Signature" in default["url"]
+            [plain] = get_object(client, object_id, presigned="false")["get_urls"]
+            assert plain == {"url": put_url["url"], "presigned": False, "label": bucket}
+            assert httpx.get(plain["url"], headers=s3_signed("GET", plain["url"])).content == CONTENT
+            [segment] = tams.segments(flow["id"], presigned="false")
+            assert segment["get_urls"] == [plain]
+    finally:
+        app.backend.close()

@@ -232,14 +232,17 @@ def test_accept_storage_ids_filters_by_storage_backend(tams, flow, backend, acce
     assert len(get_urls(tams, flow["id"], accept_storage_ids=accept_storage_ids)) == expected
 
 
-@pytest.mark.parametrize(("presigned", "controlled", "external"), [("true", 1, 0), ("false", 0, 1)])
+@pytest.mark.parametrize(("presigned", "controlled", "external"), [("true", 1, 0), ("false", 1, 1)])
 def test_presigned_filters_get_urls(tams, flow, presigned, controlled, external):
+    """``presigned=false`` asks every store for its plain URL (media_objects.controlled_url)."""
     object_id = upload(tams, flow["id"])
     urls = [{"url": "https://cdn.example.com/ext", "label": "cdn"}]
     tams.post_segment(flow["id"], "[100:0_110:0)", object_id="ext", get_urls=urls)
     segments = {s["object_id"]: s for s in tams.segments(flow["id"], presigned=presigned)}
     assert len(segments[object_id]["get_urls"]) == controlled
     assert len(segments["ext"]["get_urls"]) == external
+    shown = segments[object_id]["get_urls"] + segments["ext"]["get_urls"]
+    assert {u["presigned"] for u in shown} == {presigned == "true"}
 
 
 def test_verbose_storage_describes_the_storage_backend(tams, flow, backend):

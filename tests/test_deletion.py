@@ -10,7 +10,7 @@ import pytest
 from conftest import ADMIN_HEADERS, AppClient, app_settings, backend_settings, flow_body, test_backends
 from starlette.testclient import TestClient
 
-from backends import deletion
+from backends import deletion, rules
 from backends.timerange import TimeRange
 from tams_server.app import TamsApp, create_app
 
@@ -167,3 +167,40 @@ def test_each_chunk_shrinks_the_remaining_timerange(app: TamsApp, client: TestCl
     assert app.backend.delete_chunk(request, 2).is_empty  # [3:0_4:0) went; [4:0_5:0) is not covered
     timeranges = [s["timerange"] for s in client.get(f"/flows/{flow['id']}/segments").json()]
     assert timeranges == ["[0:0_1:0)", "[4:0_5:0)"]
+
+
+def test_an_init_object_stays_while_a_kept_media_object_names_it(
+    app: TamsApp, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule (media_objects.spare_named_inits) on every backend: while a media object is kept
+    (here: still in its grace period), the init object it names stays, whatever its own timers say."""
+    flow = flow_body()
+    client.put(f"/flows/{flow['id']}", json=flow)
+    init_id, _ = upload(client, flow["id"])
+    time.sleep(0.01)
+    cut = time.time()
+    time.sleep(0.01)
+    media_id, _ = upload(client, flow["id"])
+    segment = {"object_id": media_id, "timerange": "[0:0_1:0)", "init_object_id": init_id}
+    assert client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    client.delete(f"/flows/{flow['id']}/segments")
+    real = rules.reclaimable
+    # Only objects allocated before ``cut`` (the init object) are past their time.
+    monkeypatch.setattr(rules, "reclaimable", lambda unregistered, allocated_at, *rest: allocated_at < cut)
+    assert app.backend.reclaim_objects() == 0
+    assert client.get(f"/objects/{init_id}").status_code == 200
+    monkeypatch.setattr(rules, "reclaimable", real)
+    assert app.backend.reclaim_objects() == 2
+    assert client.get(f"/objects/{init_id}").status_code == 404
+
+
+def test_an_init_object_goes_with_the_controlled_media_object_naming_it(app: TamsApp, client: TestClient) -> None:
+    flow = flow_body()
+    client.put(f"/flows/{flow['id']}", json=flow)
+    init_id, _ = upload(client, flow["id"])
+    media_id, _ = upload(client, flow["id"])
+    segment = {"object_id": media_id, "timerange": "[0:0_1:0)", "init_object_id": init_id}
+    assert client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    client.delete(f"/flows/{flow['id']}/segments")
+    assert app.backend.reclaim_objects() == 2
+    assert client.get(f"/objects/{init_id}").status_code == 404

@@ -256,3 +256,48 @@ def test_deliveries_keep_their_order(app, client, receiver) -> None:
     settle(app)
     starts = [e["segments"][0]["timerange"] for _, e in receiver.events()]
     assert starts == [f"[{s}:0_{s + 1}:0)" for s in range(20)]
+
+
+def test_segment_events_show_minted_labels_to_8x_registrations_only(app, client, receiver) -> None:
+    """A 7.0 client's unlabelled uncontrolled URL gets a minted label (backends.media_objects):
+    registrations made under 8.2 see it, those made under 7.0 see the URL as it was posted."""
+    flow = put_flow(client)
+    old, new = receiver.url.replace("/hook", "/old"), receiver.url.replace("/hook", "/new")
+    body = {"events": ["flows/segments_added"], "api_key_name": "X-Hook-Key", "api_key_value": "s3cret"}
+    assert client.post("/v7.0/service/webhooks", json={**body, "url": old, "verbose_storage": True}).status_code == 201
+    assert client.post("/v8.2/service/webhooks", json={**body, "url": new, "verbose_storage": True}).status_code == 201
+    only = {**body, "url": old + "-cdn", "accept_get_urls": ["external-1", "cdn"]}
+    assert client.post("/v7.0/service/webhooks", json=only).status_code == 201
+    posted = [{"url": "https://mirror.example/x"}, {"url": "https://cdn.example/x", "label": "cdn"}]
+    segment = {"object_id": "ext", "timerange": "[0:0_1:0)", "get_urls": posted}
+    assert client.post(f"/v7.0/flows/{flow['id']}/segments", json=segment).status_code == 201
+    settle(app)
+    by_path = {r["path"]: r["body"]["event"]["segments"][0]["get_urls"] for r in receiver.received}
+    assert by_path["/old"] == [
+        {"url": "https://mirror.example/x", "presigned": False, "controlled": False},
+        {"url": "https://cdn.example/x", "presigned": False, "controlled": False, "label": "cdn"},
+    ]
+    assert [(u["url"], u["label"]) for u in by_path["/new"]] == [
+        ("https://mirror.example/x", "external-1"),
+        ("https://cdn.example/x", "cdn"),
+    ]
+    assert all(set(u) == {"url", "presigned", "controlled", "label"} for u in by_path["/new"])
+    assert by_path["/old-cdn"] == [{"url": "https://cdn.example/x", "presigned": False, "label": "cdn"}]
+
+
+def test_segment_events_give_plain_urls_to_registrations_that_ask(app, client, receiver) -> None:
+    """``presigned: false`` on a registration is the ``presigned=false`` query: the store's plain URL."""
+    flow = put_flow(client)
+    [media] = client.post(f"/flows/{flow['id']}/storage", json={"limit": 1}).json()["media_objects"]
+    register(client, receiver.url, ["flows/segments_added"], presigned=False)
+    register(client, receiver.url + "2", ["flows/segments_added"], verbose_storage=True)
+    segment = {"object_id": media["object_id"], "timerange": "[0:0_1:0)"}
+    assert client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    settle(app)
+    by_path = {r["path"]: r["body"]["event"]["segments"][0]["get_urls"] for r in receiver.received}
+    [plain] = client.get(f"/flows/{flow['id']}/segments", params={"presigned": "false"}).json()[0]["get_urls"]
+    assert plain["presigned"] is False
+    assert by_path["/hook"] == [plain]
+    [default] = by_path["/hook2"]
+    assert default["presigned"] is True and default["url"] != plain["url"]
+    assert "plain_url" not in default and default["controlled"] is True

@@ -73,8 +73,7 @@ class ObjectsMixin(TabularCore):
         for storage_id in _controlled_ids(row) if row is not None else []:
             store = self._stores.get(storage_id)
             if store is not None:
-                url, presigned = store.download_url(object_id)
-                controlled.append(rules.ControlledUrl(url, presigned, store.info))
+                controlled.append(mo.controlled_url(store, object_id, options))
         return mo.instance_urls(controlled, _external(row) if row is not None else [], options)
 
     def _object_rows(self, tx: Transaction, object_ids: Iterable[str]) -> dict[str, Json]:
@@ -323,11 +322,8 @@ class ObjectsMixin(TabularCore):
             if target is None:
                 raise BadRequest(f"unknown storage_id {body['storage_id']}")
             held = _controlled_ids(row)
-            if target.info.id in held:
-                raise BadRequest(f"object {object_id} already has an instance on storage {target.info.id}")
+            mo.check_copy(object_id, target.info.id, [i for i in held if i in self._stores])
             sources = [self._stores[i] for i in held if i in self._stores]
-            if not sources:
-                raise BadRequest(f"object {object_id} has no controlled instance to copy from")
             copy_object(sources[0], target, object_id)
             self._save_controlled(tx, row, [*held, target.info.id])
 
@@ -382,8 +378,8 @@ class ObjectsMixin(TabularCore):
         policy = self._policy
         unused = col("storage_id").notnull() & (col("segments") == 0)
 
-        def doomed(rows: list[Json]) -> list[Json]:
-            return [
+        def doomed(tx: Transaction, rows: list[Json]) -> list[Json]:
+            rows = [
                 r
                 for r in rows
                 if _controlled_ids(r)
@@ -392,15 +388,24 @@ class ObjectsMixin(TabularCore):
                     r["allocated_for"] is not None, r["allocated_at"], r["unreferenced_since"], clock, policy
                 )
             ]
+            if not rows:
+                return rows
+            namers = self._rows_in(
+                tx, OBJECTS, "init_object_id", [r["id"] for r in rows], columns=["id", "init_object_id"]
+            )
+            spared = set(
+                mo.spare_named_inits((r["id"] for r in rows), ((n["id"], n["init_object_id"]) for n in namers))
+            )
+            return [r for r in rows if r["id"] in spared]
 
-        candidates = doomed(self._read(lambda tx: self._rows(tx, OBJECTS, unused)))
+        candidates = self._read(lambda tx: doomed(tx, self._rows(tx, OBJECTS, unused)))
         if not candidates:
             return 0
         with self._locks.session() as held:
             held.objects(r["id"] for r in candidates)
 
             def body(tx: Transaction, fx: _Effects) -> list[Json]:
-                rows = doomed(self._rows_in(tx, OBJECTS, "id", [r["id"] for r in candidates], unused, row_ids=True))
+                rows = doomed(tx, self._rows_in(tx, OBJECTS, "id", [r["id"] for r in candidates], unused, row_ids=True))
                 tx.delete(OBJECTS.name, [r[ROW_ID] for r in rows])
                 return rows
 

@@ -306,7 +306,7 @@ class SegmentsMixin(TabularCore):
                 return failed
             rows = {i: s.row for i, s in objects.items()}
             views = [
-                self._segment_view(s, rows, UrlOptions(verbose_storage=True, mark_minted=True), True) for s in stored
+                self._segment_view(s, rows, UrlOptions(verbose_storage=True, for_events=True), True) for s in stored
             ]
             self._flow_event(tx, fx, events.SEGMENTS_ADDED, record.flow, {"flow_id": flow_id, "segments": views})
         return failed
