@@ -25,7 +25,11 @@ import pytest
 
 import handlers._params
 import tams_server.app
-from backends import memory, rules
+from backends import rules
+from backends.memory import flows as memory_flows
+from backends.memory import objects as memory_objects
+from backends.memory import profiles as memory_profiles
+from backends.memory import segments as memory_segments
 from contract_tests import checks, differential
 from contract_tests import spec as contract_spec
 from contract_tests.errors import ContractFailure
@@ -86,7 +90,12 @@ def overlap_check_disabled(backend: Any) -> Iterator[None]:
     def overlapping(original: Callable[..., Any]) -> Callable[..., Any]:
         return lambda segments, query: range(0) if adding.get() else original(segments, query)
 
-    with _patched(backend, "_add_segment", add_segment), _patched(memory, "_overlapping", overlapping):
+    # Every module that looks ``_overlapping`` up (the memory backend's resources import it from its core).
+    with (
+        _patched(backend, "_add_segment", add_segment),
+        _patched(memory_segments, "_overlapping", overlapping),
+        _patched(memory_flows, "_overlapping", overlapping),
+    ):
         yield
 
 
@@ -135,7 +144,11 @@ def last_page_dropped(backend: Any) -> Iterator[None]:
 
         return faulty
 
-    with _patched(backend, "list_segments", list_segments), _patched(memory, "_paged", paged):
+    with (
+        _patched(backend, "list_segments", list_segments),
+        _patched(memory_objects, "_paged", paged),
+        _patched(memory_profiles, "_paged", paged),
+    ):
         yield
 
 
@@ -219,7 +232,7 @@ def page_key_on_an_empty_flow_crashes(backend: Any) -> Iterator[None]:
 
         return faulty
 
-    with _patched(memory, "_resume", resume):
+    with _patched(memory_segments, "_resume", resume):
         yield
 
 
