@@ -3,16 +3,16 @@ registrations it reaches, and the body each receiver gets."""
 
 from __future__ import annotations
 
-import bisect
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from backends import ordering
 from backends.base import Json, Page, PageRequest, UrlOptions, WebhookQuery
 from backends.errors import BadRequest
 from backends.media_objects import event_url
-from backends.rules import filter_get_urls, matches_tags, now, page_limit
+from backends.rules import filter_get_urls, matches_tags, now
 
 FLOW_CREATED = "flows/created"
 FLOW_UPDATED = "flows/updated"
@@ -273,44 +273,11 @@ def delivery_error(summary: str) -> Json:
     return {"type": "WebhookDeliveryFailed", "summary": summary, "time": now()}
 
 
-def _order_key(webhook: Json) -> tuple[str, str]:
-    return (webhook.get("url") or "", webhook.get("id") or "")
-
-
-def _position(key: tuple[str, str]) -> str:
-    return f"{key[0]}\n{key[1]}"
-
-
-def _resume_key(position: str) -> tuple[str, str]:
-    url, sep, webhook_id = position.rpartition("\n")
-    if not sep:
-        raise BadRequest("invalid page key")
-    return (url, webhook_id)
-
-
 def list_page(webhooks: Iterable[Json], query: WebhookQuery, page: PageRequest) -> Page[Json]:
-    """One page of registrations: filtered by tags, sorted by ``url`` (then id), reversed on request.
-
-    The page key names the last registration's (url, id), so a listing resumes at the right place
-    even when registrations were added or removed in between.
-    """
-    limit = page_limit(page.limit)
-    chosen = sorted((w for w in webhooks if matches_tags(w, query.tags)), key=_order_key)
-    keys = [_order_key(w) for w in chosen]
-    start = 0
-    if page.page is not None:
-        resume = _resume_key(page.page)
-        # Ascending: those after the key; descending: those before it, counted from the end.
-        if query.reverse_order:
-            start = len(keys) - bisect.bisect_left(keys, resume)
-        else:
-            start = bisect.bisect_right(keys, resume)
-    if query.reverse_order:
-        chosen.reverse()
-        keys.reverse()
-    chunk = chosen[start : start + limit]
-    more = start + limit < len(chosen)
-    return Page(chunk, limit, _position(keys[start + limit - 1]) if more else None)
+    """One page of registrations: filtered by tags, sorted by ``url`` (then id), reversed on request
+    (keyset page keys: ``backends.ordering``)."""
+    chosen = [w for w in webhooks if matches_tags(w, query.tags)]
+    return ordering.ordered_page(chosen, ordering.listing_order("url", query.reverse_order), page)
 
 
 def shape_segment(webhook: Json, segment: Json, options: UrlOptions) -> Json:

@@ -21,6 +21,15 @@ from backends.rules import decode_cursor, encode_cursor, page_limit
 
 T = TypeVar("T")
 
+# Keys sorted ascending (names, URLs); every other key is a date, sorted newest first (ADR-0052).
+ASCENDING_KEYS = frozenset({"label", "url"})
+
+
+def listing_order(key: str = "created", reverse: bool = False) -> ListingOrder:
+    """The order of a listing sorted by ``key``, in the direction ADR-0052 gives that key."""
+    return ListingOrder(key, newest_first=key not in ASCENDING_KEYS, reverse=reverse)
+
+
 # Where an item sits in an order: its value of the sort key (None when unset) and its id.
 Position = tuple[str | None, str]
 

@@ -7,6 +7,7 @@ from urllib.parse import quote, urlencode
 
 from connexion import request
 
+from backends import ordering
 from backends.base import ListingOrder, Page, PageRequest, TagFilter, UrlOptions
 from backends.errors import BadRequest
 from backends.rules import decode_cursor, encode_cursor
@@ -36,9 +37,8 @@ def tag_filter(prefix: str = "tag.", exists_prefix: str = "tag_exists.") -> TagF
 
 
 def listing_order(sort_by: str | None, reverse_order: bool | None, default: str = "created") -> ListingOrder:
-    """The order a listing asked for (ADR-0052): date keys newest first, ``label`` ascending."""
-    key = sort_by or default
-    return ListingOrder(key, newest_first=key != "label", reverse=bool(reverse_order))
+    """The order a listing asked for (``sort_by``, else ``default``; ``reverse_order``)."""
+    return ordering.listing_order(sort_by or default, bool(reverse_order))
 
 
 def order_scope(order: ListingOrder) -> str:

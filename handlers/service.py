@@ -6,7 +6,6 @@ from importlib import metadata
 from typing import Any
 
 from backends import ordering, rules
-from backends.base import ListingOrder
 from handlers import _params
 from handlers.versions import dialect
 from tams_server import context
@@ -46,7 +45,7 @@ def post_service(body: dict[str, Any]) -> Any:
 
 def get_storage_backends(limit: int | None = None, page: str | None = None, reverse_order: bool | None = None) -> Any:
     """Paged, by ``label`` (ADR-0052); the few backends are filtered and paged here by the shared rules."""
-    order = ListingOrder("label", newest_first=False, reverse=bool(reverse_order))
+    order = ordering.listing_order("label", bool(reverse_order))
     tags = _params.tag_filter()
     listed = [b for b in backend().storage_backends() if rules.matches_tags(b, tags)]
     result = ordering.ordered_page(listed, order, _params.page_request(limit, page, _params.order_scope(order)))

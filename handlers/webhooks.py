@@ -13,14 +13,10 @@ from tams_server.context import backend
 
 
 def get_webhooks(reverse_order: bool | None = None, limit: int | None = None, page: str | None = None) -> Any:
-    reverse = bool(reverse_order)
-    order = f"url|{reverse}"
-    query = WebhookQuery(tags=_params.tag_filter(), reverse_order=reverse)
-    result = backend().list_webhooks(query, _params.page_request(limit, page, order))
-    headers = _params.paging_headers(result, order)
-    headers["X-Paging-Count"] = str(len(result.items))
-    headers["X-Paging-Reverse-Order"] = "true" if reverse else "false"
-    return [dialect().webhook(w) for w in result.items], 200, headers
+    order = _params.listing_order("url", reverse_order)
+    query = WebhookQuery(tags=_params.tag_filter(), reverse_order=order.reverse)
+    result = backend().list_webhooks(query, _params.page_request(limit, page, _params.order_scope(order)))
+    return [dialect().webhook(w) for w in result.items], 200, _params.listing_headers(result, order)
 
 
 def post_webhooks(body: Json) -> Any:

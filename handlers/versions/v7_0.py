@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from backends import events, ordering
-from backends.base import Json, ListingOrder
+from backends.base import Json
 from backends.errors import BadRequest
 from handlers.versions.dialect import VIDEO, Dialect
 from tams_server import context
@@ -150,12 +150,12 @@ DIALECT = Dialect70("7.0")
 
 def get_storage_backends() -> Any:
     """7.0: the whole list, unpaged (7.0 declares no paging for it), in 8.2's order (by label)."""
-    return ordering.sort(backend().storage_backends(), ListingOrder("label", newest_first=False)), 200
+    return ordering.sort(backend().storage_backends(), ordering.listing_order("label")), 200
 
 
 def get_flow_delete_requests() -> Any:
     """7.0: the whole list, unpaged (7.0 declares no paging for it), newest first as in 8.2."""
-    return ordering.sort(backend().list_delete_requests(), ListingOrder()), 200
+    return ordering.sort(backend().list_delete_requests(), ordering.listing_order()), 200
 
 
 # --- webhooks: 7.0 identifies a registration by (url, api_key_name, api_key_value) ---------------
