@@ -83,6 +83,7 @@ def url_options(presigned: bool | None, verbose_storage: bool | None) -> UrlOpti
         presigned=presigned,
         verbose_storage=bool(verbose_storage),
         storage_backend_tags=tag_filter("storage_backend_tag.", "storage_backend_tag_exists."),
+        show_minted_labels=dialect().shows_minted_labels,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from backends.base import Json
@@ -19,7 +18,7 @@ def get_objects(
     verbose_storage: bool | None = None,
 ) -> Any:
     d = dialect()
-    urls = replace(_params.url_options(presigned, verbose_storage), show_minted_labels=d.shows_minted_labels)
+    urls = _params.url_options(presigned, verbose_storage)
     flow_tags = _params.tag_filter("flow_tag.", "flow_tag_exists.")
     body, flows = backend().get_object(object_id, _params.page_request(limit, page), urls, flow_tags)
     return d.object(body), 200, _params.paging_headers(flows)

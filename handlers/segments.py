@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from backends.base import Json, SegmentQuery
@@ -33,7 +32,7 @@ def get_flows_flow_id_segments(
         reverse_order=bool(reverse_order),
         include_object_timerange=bool(include_object_timerange),
     )
-    urls = replace(_params.url_options(presigned, verbose_storage), show_minted_labels=d.shows_minted_labels)
+    urls = _params.url_options(presigned, verbose_storage)
     order = "reverse" if query.reverse_order else ""
     result = backend().list_segments(flow_id, query, urls, _params.page_request(limit, page, order))
     headers = _params.paging_headers(result, order)

@@ -18,6 +18,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 import backends
@@ -27,7 +28,7 @@ from backends import events as domain_events
 from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
 from handlers.versions import Dialect, dialect_of
 from tams_server import context, errors, media, specload, versions
-from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier
+from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
 from tams_server.validation import VALIDATORS
@@ -104,6 +105,18 @@ class TamsApp:
             host = "{}:{}".format(*scope["server"])
         return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
 
+    def _authorise(self, scope: Scope, path: str) -> tuple[Response | None, Principal | None]:
+        """(the 401/403 answer, None) when the request may not go on; else (None, its principal)."""
+        if self.auth is None:
+            return None, None
+        try:
+            principal = self.auth.authenticate(scope)
+            self.auth.authorise(principal, scope["method"], path)
+        except AuthError as exc:
+            challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
+            return errors.plain_error(exc.status, exc.summary, challenge), None
+        return None, principal
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
@@ -116,14 +129,10 @@ class TamsApp:
             # without a signature) need the API's credentials, as any API request.
             authorised = False
             if b"signature=" not in scope.get("query_string", b""):
-                if self.auth is not None:
-                    try:
-                        principal = self.auth.authenticate(scope)
-                        self.auth.authorise(principal, scope["method"], scope["path"])
-                    except AuthError as exc:
-                        challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
-                        await errors.plain_error(exc.status, exc.summary, challenge)(scope, receive, send)
-                        return
+                refused, _ = self._authorise(scope, scope["path"])
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
                 authorised = True
             request = Request(scope, receive)
             response = await media.serve(request, self.signer, self.backend.object_store, authorised)
@@ -134,15 +143,10 @@ class TamsApp:
         if scope["path"] == mount.base_path:  # "/v8.2" is the root of that version, as "/v8.2/" is
             scope = {**scope, "path": mount.base_path + "/", "raw_path": (mount.base_path + "/").encode()}
         context.enter_api(mount.version, mount.base_path, self.served)
-        principal = None
-        if self.auth is not None:
-            try:
-                principal = self.auth.authenticate(scope)
-                self.auth.authorise(principal, scope["method"], api_path)
-            except AuthError as exc:
-                challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
-                await errors.plain_error(exc.status, exc.summary, challenge)(scope, receive, send)
-                return
+        refused, principal = self._authorise(scope, api_path)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         with acting_as(principal.name if principal else None):
             await self.api(_json_by_default(scope), receive, send)
 
