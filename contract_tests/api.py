@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from contract_tests.errors import ContractFailure, ReadOnlyViolation
+from contract_tests.errors import CITES, ContractFailure, ContractWarning, ReadOnlyViolation
 from contract_tests.spec import Spec
 
 NO_BODY: Any = object()
@@ -30,8 +30,17 @@ def describe(response: httpx.Response, limit: int = 400) -> str:
     request = response.request
     text = response.text if response.content else ""
     if len(text) > limit:
-        text = text[:limit] + "..."
+        text = text[:limit] + f"... ({len(text) - limit} more chars)"
     return f"{request.method} {request.url} -> {response.status_code} {text}".rstrip()
+
+
+def status_class(status: int) -> str:
+    """How a response counts towards its operation's verdict (see ``verdicts``)."""
+    if 200 <= status < 300:
+        return "2xx"
+    if status in (404, 405, 501):
+        return "absent"
+    return "other"
 
 
 class Api:
@@ -44,6 +53,7 @@ class Api:
         read_only: bool = False,
         media_http: httpx.Client | None = None,
         tap: Any = None,
+        strict: bool = False,
     ) -> None:
         self.http = http
         self.name = name
@@ -51,7 +61,10 @@ class Api:
         self.read_only = read_only
         self.media_http = media_http or http
         self.base = urlsplit(str(http.base_url).rstrip("/"))
-        self.hits: Counter[str] = Counter()
+        self.strict = strict
+        # Per operation, how many responses of each status class (``status_class``) it gave.
+        self.hits: dict[str, Counter[str]] = {}
+        self.warnings: list[ContractWarning] = []
         self.tap = tap  # in process: what the app really sent for HEAD (see target.HeadBodyTap)
         self._requests = itertools.count()
 
@@ -150,7 +163,7 @@ class Api:
             return  # media URLs and the like
         method = response.request.method.upper()
         operation = f"{method} {template}"
-        self.hits[operation] += 1
+        self.hits.setdefault(operation, Counter())[status_class(response.status_code)] += 1
         if not check:
             return
         if response.status_code >= 500:
@@ -208,6 +221,14 @@ class Api:
         return head, rest
 
     # ------------------------------------------------------------------ helpers
+
+    def warn(self, message: str, operation: str | None, check: str, cite: str | None = None) -> None:
+        """Record a departure from a recommendation; in strict mode it fails like a MUST."""
+        warning = ContractWarning(message.splitlines()[0][:300], operation, check, cite or CITES.get(check, "the spec"))
+        if self.strict:
+            raise warning.failure()
+        if warning not in self.warnings:
+            self.warnings.append(warning)
 
     def expect(self, response: httpx.Response, statuses: Iterable[int], check: str, why: str = "") -> httpx.Response:
         """Fail (blaming the response's operation) unless its status is one of ``statuses``."""

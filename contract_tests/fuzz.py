@@ -169,9 +169,8 @@ class Fuzzer:
                             url["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
         elif template.endswith("/storage") and isinstance(body, dict) and isinstance(body.get("object_ids"), list):
             body["object_ids"] = [f"conformance-{uuid.uuid4()}" for _ in body["object_ids"]]
-        elif template == "/service/webhooks" and method == "POST" and isinstance(body, dict):
+        elif template.startswith("/service/webhooks") and method in ("POST", "PUT") and isinstance(body, dict):
             body["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
-            self.janitor.webhooks.append({k: body[k] for k in ("url", "api_key_name", "api_key_value") if k in body})
 
     def _collection(self, items: list[Any], data: st.DataObject) -> list[Any]:
         out = []
@@ -214,6 +213,8 @@ class Fuzzer:
                 content=kwargs.get("data") if body is NO_BODY else None,
                 headers=headers,
             )
+            if case.operation.path.startswith("/service/webhooks") and isinstance(body, dict):
+                self.janitor.webhook(body, response)
             try:
                 case.validate_response(response, checks=self.checks, headers=headers)
             except FailureGroup as exc:

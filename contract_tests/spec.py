@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import yaml
+from jsonschema.exceptions import best_match
 from jsonschema_path import SchemaPath
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.validators import V31ResponseHeadersValidator, V31ResponseValidator
@@ -28,11 +29,27 @@ _ANNOTATIONS = frozenset({"description", "summary", "title", "default", "example
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def default_spec_path() -> Path:
-    """The TAMS spec shipped with tams-server."""
+def shipped_versions() -> list[str]:
+    """The TAMS versions whose specs ship with tams-server (oldest first)."""
     import spec  # the data package of tams-server, no server code
 
-    return spec.SPEC_PATH
+    return spec.versions()
+
+
+def shipped_spec(version: str) -> Path:
+    """Our spec file of ``version``."""
+    import spec
+
+    return spec.spec_path(version)
+
+
+def default_spec_path() -> Path:
+    """The newest TAMS spec shipped with tams-server."""
+    return shipped_spec(shipped_versions()[-1])
+
+
+def same_major(a: str, b: str) -> bool:
+    return str(a).split(".")[0] == str(b).split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -137,8 +154,9 @@ class Spec:
                 else:
                     regex += re.escape(part)
             table.append((re.compile(f"^{regex}$"), template))
-        # Literal paths before templated ones of the same shape.
-        table.sort(key=lambda entry: entry[1].count("{"))
+        # Literal paths before templated ones of the same shape, and longer templates first: the
+        # greedy ``{objectId}`` would otherwise take ``/objects/{objectId}/instances`` as an object id.
+        table.sort(key=lambda entry: (entry[1].count("{"), -len(entry[1])))
         return table
 
     def match(self, raw_path: str) -> str | None:
@@ -177,8 +195,29 @@ class Spec:
 
 
 def _describe(error: Exception) -> str:
-    cause = error.__cause__ or getattr(error, "schema_errors", None)
-    return f"{error!r}" + (f" ({cause})" if cause else "")
+    """One line per problem: where in the response it is (``body[3].timerange``) and what is wrong,
+    never the whole body (a listing can be megabytes)."""
+    cause = error.__cause__
+    schema_errors = list(getattr(cause, "schema_errors", None) or getattr(error, "schema_errors", None) or [])
+    if not schema_errors:
+        text = f"{type(error).__name__}: {cause or error}"
+        return text if len(text) <= 300 else text[:300] + "..."
+    shown = [_schema_error(e) for e in schema_errors[:3]]
+    more = f" (and {len(schema_errors) - 3} more)" if len(schema_errors) > 3 else ""
+    return f"{type(error).__name__}: " + "; ".join(shown) + more
+
+
+def _schema_error(error: Any) -> str:
+    """``error`` (a jsonschema ValidationError) as ``at body[0].format: 'x' is not one of [...]``,
+    descending into oneOf/anyOf to the branch that came closest."""
+    context = getattr(error, "context", None)
+    if context:
+        error = best_match(context)
+    where = "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    message = str(error.message)
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return f"at {where}: {message}"
 
 
 @functools.cache

@@ -30,16 +30,41 @@ _LINK = re.compile(r'^\s*<([^>]+)>\s*;\s*rel="?next"?\s*$')
 
 @dataclass
 class SuiteConfig:
-    """How hard to try. ``budget`` scales every check's number of examples (1.0 = the default run)."""
+    """How hard to try. ``budget`` scales every check's number of examples (1.0 = the default run).
+
+    ``version`` is the TAMS version the target is tested as (the oracle spec's); ``server_version``
+    what the target's ``/service`` reports (None when unknown). ``strict`` turns warnings into
+    failures; ``shrink_budget_s`` bounds the time Hypothesis spends shrinking one failure.
+    """
 
     budget: float = 1.0
     thorough: bool = False
     read_only: bool = False
     remote: bool = False
     shrink: bool = True
+    shrink_budget_s: float = 30.0
+    strict: bool = False
+    version: str = "7.0"
+    server_version: str | None = None
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     max_pages: int = 500
     delete_wait_s: float = 60.0
+
+    def at_least(self, version: str) -> bool:
+        """Whether the target is tested as ``version`` or later."""
+        return version_tuple(self.version) >= version_tuple(version)
+
+    def unsupported(self, version: str, feature: str) -> str | None:
+        """Why ``feature`` (added in ``version``) is not checked on this target, or None when it is.
+
+        A server that reports an older version of the same major (8.1 tested as 8.2) is not asked
+        for what came later: that is said as a skip, not counted against it.
+        """
+        if not self.at_least(version):
+            return f"{feature} came in TAMS {version}; the target is tested as {self.version}"
+        if self.server_version and version_tuple(self.server_version) < version_tuple(version):
+            return f"{feature} came in TAMS {version}; the server reports api_version {self.server_version}"
+        return None
 
     def examples(self, default: int) -> int:
         factor = self.budget * (20 if self.thorough else 1)
@@ -50,6 +75,7 @@ class SuiteConfig:
         kwargs: dict[str, Any] = {}
         if steps is not None:
             kwargs["stateful_step_count"] = steps * (3 if self.thorough else 1)
+        _bound_shrinking(self.shrink_budget_s)
         return settings(
             max_examples=self.examples(examples),
             deadline=None,
@@ -60,6 +86,20 @@ class SuiteConfig:
             print_blob=False,
             **kwargs,
         )
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"8.2"`` as ``(8, 2)`` (non-numeric parts count as 0)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in str(version).split("."))
+
+
+def _bound_shrinking(seconds: float) -> None:
+    """Hypothesis stops shrinking one failure after ``MAX_SHRINKING_SECONDS`` (300 s by default):
+    against a remote store each shrink step costs requests, so the suite sets its own budget."""
+    from hypothesis.internal.conjecture import engine
+
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        engine.MAX_SHRINKING_SECONDS = max(1, int(seconds))
 
 
 @dataclass
@@ -85,11 +125,21 @@ class Janitor:
         self.api = api
         self.wait_s = wait_s
         self.flows: dict[str, None] = {}
-        self.webhooks: list[dict[str, Any]] = []
+        self.webhooks: list[dict[str, Any]] = []  # 7.0: identities (url, api_key_name, api_key_value)
+        self.webhook_ids: list[str] = []  # 8.x: registrations by id
         self.problems: list[str] = []
 
     def flow(self, flow_id: str) -> None:
         self.flows[flow_id] = None
+
+    def webhook(self, body: dict[str, Any], response: httpx.Response) -> None:
+        """Remember a webhook POSTed with ``body``: by the id an 8.x server answered, else (7.0) by
+        its identity, which a re-POST with ``events: []`` removes."""
+        created = response.json() if response.status_code in (200, 201) and response.content else None
+        if isinstance(created, dict) and isinstance(created.get("id"), str):
+            self.webhook_ids.append(created["id"])
+        elif response.status_code in (200, 201):
+            self.webhooks.append({k: body[k] for k in ("url", "api_key_name", "api_key_value") if k in body})
 
     def cleanup(self) -> list[str]:
         if self.api.read_only:
@@ -98,11 +148,17 @@ class Janitor:
         for flow_id in reversed(list(self.flows)):
             with contextlib.suppress(httpx.HTTPError, ContractFailure):
                 self._delete_flow(flow_id)
+        for webhook_id in self.webhook_ids:
+            with contextlib.suppress(httpx.HTTPError, ContractFailure):
+                response = self.api.delete(f"/service/webhooks/{webhook_id}", check=False)
+                if response.status_code not in (204, 404):
+                    self.problems.append(f"cleanup could not delete webhook {webhook_id}: {describe(response)}")
         for hook in self.webhooks:
             with contextlib.suppress(httpx.HTTPError, ContractFailure):
                 self.api.post("/service/webhooks", {**hook, "events": []}, check=False)
         self.flows.clear()
         self.webhooks.clear()
+        self.webhook_ids.clear()
         problems, self.problems = self.problems, []
         return problems
 
@@ -216,23 +272,23 @@ def list_all(
         items.extend(body)
         url = next_link(api, response, check)
         key = response.headers.get("x-paging-nextkey")
-        if (url is None) != (key is None):
-            raise ContractFailure(
-                f"Link and X-Paging-NextKey disagree (Link={response.headers.get('link')!r}, NextKey={key!r})",
-                operation,
-                "paging",
-            )
+        if url is not None and key is None:
+            api.warn("a next page (Link) without X-Paging-NextKey", operation, "paging-headers")
+        elif url is None and key is not None:
+            # Both headers are optional; the key alone still names the next page.
+            api.warn("X-Paging-NextKey without a Link to the next page", operation, "paging-headers")
+            url = str(response.request.url.copy_set_param("page", key))
         if url is None:
             return Listing(items, pages)
         if stop_after is not None and len(pages) >= stop_after:
             return Listing(items, pages, complete=False)
-        if key in seen_keys:
-            raise ContractFailure(f"paging loops: page key {key!r} came back", operation, "paging")
-        seen_keys.add(key)
+        if (key or url) in seen_keys:
+            raise ContractFailure(f"paging loops: page key {key or url!r} came back", operation, "paging")
+        seen_keys.add(key or url)
         if len(pages) >= max_pages:
             raise ContractFailure(f"paging did not end after {max_pages} pages", operation, "paging")
         response = api.get(url)
-        if len(pages) == 1:
+        if len(pages) == 1 and key is not None:
             # The same next page through X-Paging-NextKey as the `page` parameter.
             by_key = api.get(path, params=[*query, ("page", key)])
             if by_key.status_code != response.status_code or _identities(by_key) != _identities(response):
@@ -267,27 +323,35 @@ def check_page_headers(
     def fail(message: str) -> None:
         raise ContractFailure(f"{message}\n  {describe(response, 200)}", operation, "paging")
 
-    raw_limit = headers.get("x-paging-limit")
-    if raw_limit is None:
-        fail("no X-Paging-Limit header")
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        fail(f"X-Paging-Limit {raw_limit!r} is not a positive integer")
-    if len(body) > int(raw_limit):
-        fail(f"{len(body)} items on a page whose X-Paging-Limit is {raw_limit}")
+    def absent(name: str) -> bool:
+        # The spec declares the paging headers without requiring them: missing is a warning,
+        # present and wrong a failure.
+        if name in headers:
+            return False
+        api.warn(f"no {name} header on a page", operation, "paging-headers")
+        return True
+
     if limit is not None and len(body) > limit:
         fail(f"{len(body)} items on a page with limit={limit}")
+    if not absent("X-Paging-Limit"):
+        raw_limit = headers["x-paging-limit"]
+        if not raw_limit.isdigit() or int(raw_limit) < 1:
+            fail(f"X-Paging-Limit {raw_limit!r} is not a positive integer")
+        if len(body) > int(raw_limit):
+            fail(f"{len(body)} items on a page whose X-Paging-Limit is {raw_limit}")
+    if "x-paging-count" in headers and headers["x-paging-count"] != str(len(body)):
+        fail(f"X-Paging-Count is {headers['x-paging-count']!r} for a page of {len(body)} items")
     if reverse is None:
         return
     # Segment listings: count, order flag and the page's timerange.
-    count = headers.get("x-paging-count")
-    if count != str(len(body)):
-        fail(f"X-Paging-Count is {count!r} for a page of {len(body)} segments")
-    order = headers.get("x-paging-reverse-order")
-    if order is None or order.lower() != str(reverse).lower():
-        fail(f"X-Paging-Reverse-Order is {order!r}, reverse_order was {reverse}")
-    paging_range = headers.get("x-paging-timerange")
-    if paging_range is None:
-        fail("no X-Paging-Timerange header")
+    absent("X-Paging-Count")
+    if not absent("X-Paging-Reverse-Order"):
+        order = headers["x-paging-reverse-order"]
+        if order.lower() != str(reverse).lower():
+            fail(f"X-Paging-Reverse-Order is {order!r}, reverse_order was {reverse}")
+    if absent("X-Paging-Timerange"):
+        return
+    paging_range = headers["x-paging-timerange"]
     try:
         got = timeline.Range.parse(paging_range)
     except ValueError:

@@ -81,8 +81,16 @@ class Target:
     tap: HeadBodyTap | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
-    def api(self, spec: Spec | None, read_only: bool = False) -> Api:
-        return Api(self.http, name=self.name, spec=spec, read_only=read_only, media_http=self.media_http, tap=self.tap)
+    def api(self, spec: Spec | None, read_only: bool = False, strict: bool = False) -> Api:
+        return Api(
+            self.http,
+            name=self.name,
+            spec=spec,
+            read_only=read_only,
+            media_http=self.media_http,
+            tap=self.tap,
+            strict=strict,
+        )
 
     @property
     def backend(self) -> Any:

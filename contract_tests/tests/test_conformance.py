@@ -50,7 +50,7 @@ def test_existing_flows(tams_context: Context) -> None:
 def test_credentials_are_required(tams_context: Context, tams_target: Target) -> None:
     if not tams_target.credentials.given:
         pytest.skip("no credentials given: the server may be open on purpose")
-    checks.credentials_required(tams_context, tams_target.http)
+    checks.credentials_required(tams_context, tams_target.http, tams_target.credentials.user)
 
 
 def test_head_has_no_body_on_the_wire(tams_context: Context, tams_target: Target) -> None:
