@@ -235,10 +235,13 @@ class Api:
         allowed = tuple(statuses)
         if response.status_code not in allowed:
             reason = f" ({why})" if why else ""
+            expected = " or ".join(map(str, allowed))
+            operation = self.operation_of(response)
             raise ContractFailure(
-                f"expected {' or '.join(map(str, allowed))}{reason}, got {describe(response)}",
-                self.operation_of(response),
+                f"expected {expected}{reason}, got {describe(response)}",
+                operation,
                 check,
+                f"the spec: {operation or 'this operation'} answers {expected} to this request{reason}",
             )
         return response
 

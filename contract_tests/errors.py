@@ -78,6 +78,7 @@ class ContractFailure(AssertionError):
         self.operation = operation
         self.check = check
         self._cite = cite
+        self.others: list[ContractFailure] = []  # further failures of the same test (each blames its own)
 
     @property
     def cite(self) -> str:

@@ -96,6 +96,8 @@ class TargetRecord:
         self.warnings.update(warnings)
 
     def failed(self, check: str, failure: ContractFailure | None, text: str, expected: bool) -> None:
+        for other in failure.others if failure is not None else []:
+            self.failed(check, other, "", expected)
         label = failure.operation if failure is not None else None
         summary = (
             failure.summary if failure is not None else text.strip().splitlines()[-1][:160] if text.strip() else ""

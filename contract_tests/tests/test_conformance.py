@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from contract_tests import checks, differential
+from contract_tests import checks, differential, walkthrough
 from contract_tests.suite import Context
 from contract_tests.target import Target
 
@@ -40,6 +40,10 @@ def test_read_only_flows_refuse_changes(tams_context: Context, tams_writable: No
 
 def test_sources_live_and_die_with_flows(tams_context: Context, tams_writable: None) -> None:
     checks.source_lifecycle(tams_context)
+
+
+def test_every_operation_by_the_book(tams_context: Context, tams_writable: None) -> None:
+    walkthrough.run(tams_context)
 
 
 def test_existing_flows(tams_context: Context) -> None:
