@@ -38,8 +38,10 @@ def status_class(status: int) -> str:
     """How a response counts towards its operation's verdict (see ``verdicts``)."""
     if 200 <= status < 300:
         return "2xx"
-    if status in (404, 405, 501):
-        return "absent"
+    if status == 404:
+        return "404"
+    if status in (405, 501):
+        return "unsupported"
     return "other"
 
 

@@ -128,7 +128,7 @@ def _preflight(config: pytest.Config) -> preflight.Preflight:
     """Stop before any test, with one sentence, when the URL cannot be tested."""
     target = remote(config.getoption("--tams-url"), _credentials(config), config.getoption("--tams-timeout"))
     try:
-        return preflight.run(target.http, "", target.credentials.given)
+        return preflight.run(target.http, target.credentials.given)
     except CannotTest as exc:
         raise pytest.UsageError(f"cannot test {target.base_url}: {exc}") from None
     finally:

@@ -64,9 +64,9 @@ def _describe_answer(response: httpx.Response) -> str:
     return f"{response.status_code} ({kind})"
 
 
-def run(client: httpx.Client, url: str, credentials_given: bool) -> Preflight:
-    """Check the API at ``url`` through ``client`` (which sends the credentials)."""
-    base = url.rstrip("/")
+def run(client: httpx.Client, credentials_given: bool) -> Preflight:
+    """Check the API at ``client``'s base URL (the client sends the credentials)."""
+    base = str(client.base_url).rstrip("/")
     try:
         service = client.get(f"{base}/service")
     except httpx.ConnectError as exc:
@@ -123,8 +123,5 @@ def _not_tams(client: httpx.Client, base: str, service: httpx.Response) -> str:
             continue
         if _looks_like_service(probe):
             answer = _describe_answer(service)
-            return f"no TAMS API at {base} (GET /service: {answer}); there is one at {candidate}: use --url {candidate}"
-    return (
-        f"{base} does not look like a TAMS API: GET {given}/service gave {_describe_answer(service)}, "
-        "not a JSON object with api_version"
-    )
+            return f"no TAMS API here (GET {given}/service: {answer}), but at {candidate}: use --url {candidate}"
+    return f"not a TAMS API: GET {given}/service gave {_describe_answer(service)}, not a JSON object with api_version"

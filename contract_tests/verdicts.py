@@ -7,9 +7,10 @@ An operation is
 * ``passed`` only when a behaviour check (not fuzzing) got a 2xx from it and nothing failed;
 * ``schema only`` when only schema fuzzing got a 2xx from it: it answers in shape, its
   behaviour was not checked;
-* ``not implemented`` when every answer was 404, 405 or 501 (a route the server lacks, or a
-  wrong base path, must never look like a pass);
-* ``not reached`` when nothing got a 2xx from it (nothing sent, or only 4xx answers).
+* ``not implemented`` when every answer was 404, 405 or 501 and a behaviour check asked it for
+  something that exists (or it said 405/501): a route the server lacks must never look like a pass;
+* ``not reached`` when nothing got a 2xx from it (nothing sent, only other 4xx answers, or only
+  404s to fuzzing, which asks for ids nobody has).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class OperationRecord:
         if self.fuzzed["2xx"]:
             return SCHEMA_ONLY
         seen = self.checked + self.fuzzed
-        if seen and set(seen) == {"absent"}:
+        absent = {"404", "unsupported"}
+        if seen and set(seen) <= absent and (self.checked or "unsupported" in seen):
             return NOT_IMPLEMENTED
         return NOT_REACHED
 

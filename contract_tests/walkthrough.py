@@ -192,13 +192,31 @@ def _webhooks_7_0(walk: Walk, janitor: Janitor) -> None:
     """7.0: a registration is identified by its URL (and API key); ``events: []`` removes it."""
     api = walk.api
     body = {"url": HOOK_URL + str(uuid.uuid4()), "events": ["flows/created"]}
-    response = walk.expect(api.post("/service/webhooks", body), (200, 201))
+    response = api.post("/service/webhooks", body)
+    if refused_receiver(api, response):
+        return
+    walk.expect(response, (200, 201))
     janitor.webhook(body, response)
     listed = api.json(walk.expect(api.get("/service/webhooks"), (200,)), CHECK)
     if not any(isinstance(h, dict) and h.get("url") == body["url"] for h in listed or []):
         raise ContractFailure(f"a new webhook is not listed: {describe(response)}", "GET /service/webhooks", CHECK)
     walk.expect(api.head("/service/webhooks"), (200,))
     walk.expect(api.post("/service/webhooks", {**body, "events": []}), (204,), "events: [] removes it")
+
+
+def refused_receiver(api: Api, response: httpx.Response) -> bool:
+    """Whether the server refused the suite's receiver URL (a closed loopback port): a server may
+    refuse receivers on private addresses (an SSRF guard), and the suite sends nowhere else."""
+    if response.status_code != 400:
+        return False
+    api.warn(
+        "the server refused a webhook receiver on a loopback address (400), so webhook registration was not "
+        "checked; allow loopback receivers while testing to check it",
+        api.operation_of(response),
+        "webhook-receiver",
+        "the suite registers only receivers that cannot be reached (a closed loopback port)",
+    )
+    return True
 
 
 def _delete_flow(walk: Walk, ctx: Context, flow_id: str) -> None:

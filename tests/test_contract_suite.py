@@ -21,6 +21,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,10 +30,18 @@ from conftest import backend_options
 import backends
 import contract_tests
 
-OFFICIAL_SPEC = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+OFFICIAL_SPECS = {
+    "7.0": SHARED / "tams-spec/api/TimeAddressableMediaStore.yaml",
+    "8.2": SHARED / "tams-spec-8.2/api/TimeAddressableMediaStore.yaml",
+}
+OFFICIAL_SPEC = OFFICIAL_SPECS["7.0"]
+EVERY_COMBINATION = os.environ.get("TAMS_TEST_ALL_SPECS", "") not in ("", "0")
 SUITE_DIR = Path(contract_tests.__file__).resolve().parent / "tests"
 TOKEN = "tams_contract-suite-token"
 RUN_TIMEOUT_S = 600
+# How many operations may stay "not reached" on our server in process (none: each one is walked).
+MAX_NOT_REACHED = {"7.0": 0, "8.2": 0}
 
 
 def _env() -> dict[str, str]:
@@ -44,8 +53,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _spec_args(option: str) -> list[str]:
-    return [option, str(OFFICIAL_SPEC)] if OFFICIAL_SPEC.is_file() else []
+def _spec_args(option: str, version: str = "7.0") -> list[str]:
+    """The official spec of ``version`` as the oracle when it is here, else our own of that version."""
+    official = OFFICIAL_SPECS[version]
+    if official.is_file():
+        return [option, str(official)]
+    return ["--tams-version" if option == "--tams-spec" else "--api-version", version]
 
 
 def _conformance_command() -> list[str]:
@@ -88,8 +101,18 @@ def _real_service_options() -> list[str]:
     return ["--tams-backend-options", json.dumps(chosen)] if chosen else []
 
 
-def test_the_suite_passes_in_process_on_every_backend(tmp_path: Path) -> None:
+def _in_process_backends(version: str) -> list[str]:
+    """The newest version on every backend; 7.0 on the first two (every one with TAMS_TEST_ALL_SPECS=1),
+    as the API tests do: the backends store one superset, and the versions differ above them."""
+    names = list(backends.available())
+    return names if version == "8.2" or EVERY_COMBINATION else names[:2]
+
+
+@pytest.mark.parametrize("version", ["8.2", "7.0"])
+def test_the_suite_passes_in_process_on_every_backend(version: str, tmp_path: Path) -> None:
     report = tmp_path / "in-process.xml"
+    json_report = tmp_path / "in-process.json"
+    chosen = _in_process_backends(version)
     done = _run(
         [
             sys.executable,
@@ -103,7 +126,10 @@ def test_the_suite_passes_in_process_on_every_backend(tmp_path: Path) -> None:
             "-q",
             "--junitxml",
             str(report),
-            *_spec_args("--tams-spec"),
+            "--tams-json-report",
+            str(json_report),
+            *[arg for name in chosen for arg in ("--tams-backend", name)],
+            *_spec_args("--tams-spec", version),
             *_real_service_options(),
         ],
         tmp_path,
@@ -111,11 +137,17 @@ def test_the_suite_passes_in_process_on_every_backend(tmp_path: Path) -> None:
     assert done.returncode == 0, _tail(done)
     counts, names = _junit(report)
     assert counts["failures"] == counts["errors"] == 0
-    for backend in backends.available():
+    assert f"tested as TAMS {version}" in done.stdout
+    results = json.loads(json_report.read_text())
+    assert results["exit_code"] == 0
+    for backend in chosen:
         ran = [n for n in names if f"[{backend}" in n]
         assert len(ran) > 70, f"backend {backend}: only {len(ran)} tests ran"
-    assert "TAMS conformance by operation" in done.stdout
-    assert re.search(r"operations: 74 passed, 0 failed", done.stdout), _tail(done)
+        verdicts = results["targets"][backend]["verdicts"]
+        # Our server must pass every operation some check exercised successfully: none failed,
+        # none looked unimplemented, none was left to fuzzing alone.
+        assert set(verdicts) <= {"passed", "not reached"}, (backend, verdicts)
+        assert verdicts.get("not reached", 0) <= MAX_NOT_REACHED[version], (backend, verdicts)
 
 
 # --------------------------------------------------------------------------- a real server process
@@ -128,11 +160,15 @@ def _free_port() -> int:
 
 
 class Server:
-    """A real server serving every version, 8.2 at the root: the 7.0 suite runs at ``url`` (``/v7.0``)."""
+    """A real server serving every version, 8.2 at the root and 7.0 at ``/v7.0``."""
 
-    def __init__(self, url: str, log: Path) -> None:
-        self.url = url
+    def __init__(self, root: str, log: Path) -> None:
+        self.root = root
+        self.url = f"{root}/v7.0"  # the 7.0 API, for the tests written for it
         self.log = log
+
+    def at(self, version: str) -> str:
+        return self.root if version == "8.2" else f"{self.root}/v{version}"
 
     def requests_since(self, offset: int) -> list[str]:
         """Methods of the requests in the access log written after ``offset`` bytes."""
@@ -145,18 +181,47 @@ class Server:
     def log_size(self) -> int:
         return self.log.stat().st_size
 
+    def inventory(self) -> dict[str, Any]:
+        """What the store holds, as the API lists it: flows, sources, webhooks (every version's
+        registrations), deletion requests and storage backends."""
+        listed: dict[str, Any] = {}
+        with httpx.Client(base_url=self.root, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            for path in (
+                "/flows",
+                "/sources",
+                "/service/webhooks",
+                "/flow-delete-requests",
+                "/service/storage-backends",
+            ):
+                items, url = [], f"{path}?limit=1000"
+                while url:
+                    response = api.get(url)
+                    assert response.status_code == 200, response.text
+                    items += response.json()
+                    key = response.headers.get("x-paging-nextkey")
+                    url = f"{path}?limit=1000&page={key}" if key else ""
+                listed[path] = sorted(json.dumps(item, sort_keys=True) for item in items)
+        return listed
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
     work = tmp_path_factory.mktemp("conformance-server")
     log = work / "server.log"
+    env = {
+        **_env(),
+        "TAMS_ADMIN_TOKEN": TOKEN,
+        "TAMS_DATA_DIR": str(work / "data"),
+        # The suite registers receivers on a closed loopback port only: let it, to check webhooks.
+        "TAMS_WEBHOOKS_ALLOW_PRIVATE": "true",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tams_server.cli", "--port", str(port), "--log-level", "info"],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**_env(), "TAMS_ADMIN_TOKEN": TOKEN, "TAMS_DATA_DIR": str(work / "data")},
+            env=env,
             cwd=work,
         )
     url = f"http://127.0.0.1:{port}"
@@ -170,30 +235,78 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"tams-server did not start:\n{log.read_text(errors='replace')[-3000:]}")
                 time.sleep(0.1)
-        yield Server(f"{url}/v7.0", log)
+        yield Server(url, log)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def test_tams_conformance_passes_against_a_real_server(server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["8.2", "7.0"])
+def test_tams_conformance_passes_against_a_real_server(version: str, server: Server, tmp_path: Path) -> None:
+    """The full run over HTTP, as a user runs it: 8.2 with the version taken from the server's
+    ``/service`` (our spec), 7.0 with the official spec when it is here. Nothing is left behind."""
     report = tmp_path / "report.xml"
-    command = [*_conformance_command(), "--url", server.url, "--token", TOKEN, "--junitxml", str(report)]
-    done = _run(command + _spec_args("--spec"), tmp_path)
+    before = server.inventory()
+    command = [*_conformance_command(), "--url", server.at(version), "--token", TOKEN, "--junitxml", str(report)]
+    done = _run(command + (_spec_args("--spec", version) if version == "7.0" else []), tmp_path)
     assert done.returncode == 0, _tail(done)
     counts, names = _junit(report)
     assert counts["failures"] == counts["errors"] == 0
     assert counts["tests"] > 80
     assert all("[remote" in n for n in names)
-    # Progress (one line per test), then the per-operation table.
+    assert f"tested as TAMS {version}" in done.stdout
+    # Progress (one line per test), then the verdicts; a JSON report beside the JUnit file.
     assert "test_differential_against_reference[remote] PASSED" in done.stdout
     assert "TAMS conformance by operation" in done.stdout
-    assert re.search(r"^PUT /flows/\{flowId\}\s+passed\s+\d+\s+0\s+0\s+0", done.stdout, re.M), _tail(done)
-    # Everything the suite created is gone again: flows, their sources, webhook registrations.
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
-        assert api.get("/flows").json() == []
-        assert api.get("/sources").json() == []
-        assert api.get("/service/webhooks").json() == []
+    assert re.search(r"^PUT /flows/\{flowId\}\s+passed\s", done.stdout, re.M), _tail(done)
+    results = json.loads(report.with_suffix(".json").read_text())
+    assert results["exit_code"] == 0
+    assert results["targets"]["remote"]["operations"]["PUT /flows/{flowId}"]["verdict"] == "passed"
+    # Everything the suite created is gone again (profiles excepted: 8.2 has no way to delete one).
+    assert server.inventory() == before
+
+
+def _cannot_test(command: list[str], cwd: Path) -> str:
+    """Run a command that must stop before testing: exit 2 and one sentence on stderr."""
+    done = _run(command, cwd)
+    assert done.returncode == 2, _tail(done)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: cannot test "), _tail(done)
+    assert "Traceback" not in done.stdout + done.stderr
+    return lines[0]
+
+
+def test_a_target_that_cannot_be_tested_gets_one_sentence_and_exit_code_2(server: Server, tmp_path: Path) -> None:
+    tool = _conformance_command()
+    wrong_token = _cannot_test([*tool, "--url", server.root, "--token", "not-a-valid-token"], tmp_path)
+    assert "refused the credentials" in wrong_token
+    no_token = _cannot_test([*tool, "--url", server.root], tmp_path)
+    assert "needs credentials" in no_token
+    wrong_path = _cannot_test([*tool, "--url", f"{server.root}/v7.0/flows", "--token", TOKEN], tmp_path)
+    assert f"use --url {server.root}/v7.0" in wrong_path
+    closed = _cannot_test([*tool, "--url", f"http://127.0.0.1:{_free_port()}", "--token", TOKEN], tmp_path)
+    assert "cannot connect" in closed
+    (tmp_path / "index.html").write_text("<html>not TAMS</html>")
+    port = _free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        not_tams = _cannot_test([*tool, "--url", f"http://127.0.0.1:{port}", "--token", TOKEN], tmp_path)
+        assert "not a TAMS API" in not_tams
+    finally:
+        other.terminate()
+        other.wait(timeout=10)
 
 
 def _existing_flow(api: httpx.Client, segments: int) -> str:
@@ -235,17 +348,53 @@ def test_read_only_mode_sends_only_get_and_head(server: Server, tmp_path: Path) 
             assert api.delete(f"/flows/{flow_id}").status_code == 204
 
 
+def _spec_without_201_for_flow_put(tmp_path: Path) -> Path:
+    """Our 7.0 spec, altered so that a correct server fails it: PUT /flows/{flowId} declares no 201."""
+    import yaml
+
+    import spec
+
+    folder = tmp_path / "altered-spec"
+    shutil.copytree(spec.spec_path("7.0").parent, folder)
+    path = folder / spec.SPEC_FILE_NAME
+    document = yaml.safe_load(path.read_text())
+    responses = document["paths"]["/flows/{flowId}"]["put"]["responses"]
+    responses["200"] = responses.pop("201")
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def test_failures_exit_non_zero_and_known_divergences_turn_them_into_xfails(server: Server, tmp_path: Path) -> None:
-    wrong = [*_conformance_command(), "--url", server.url, "--token", "not-a-valid-token", "-k", "segment_timeline"]
-    done = _run([*wrong, "--junitxml", str(tmp_path / "fail.xml"), "-q"], tmp_path)
+    altered = _spec_without_201_for_flow_put(tmp_path)
+    failing = [
+        *_conformance_command(),
+        "--url",
+        server.url,
+        "--token",
+        TOKEN,
+        "--spec",
+        str(altered),
+        "-k",
+        "segment_timeline",
+        "--no-shrink",
+    ]
+    done = _run([*failing, "--junitxml", str(tmp_path / "fail.xml"), "-q"], tmp_path)
     assert done.returncode == 1, _tail(done)
     assert re.search(r"^PUT /flows/\{flowId\}\s+FAILED", done.stdout, re.M), _tail(done)
+    # The failure says what it breaks, and stays short (no whole bodies on one line).
+    assert re.search(r"^\s+breaks: the spec's response declaration", done.stdout, re.M), _tail(done)
+    results = json.loads((tmp_path / "fail.json").read_text())
+    flow_put = results["targets"]["remote"]["operations"]["PUT /flows/{flowId}"]
+    assert flow_put["verdict"] == "FAILED" and results["exit_code"] == 1
+    assert "201" in flow_put["first_failure"] and len(flow_put["first_failure"]) <= 160
 
     divergences = tmp_path / "divergences.toml"
     divergences.write_text(
-        '[[divergence]]\noperation = "PUT /flows/{flowId}"\nreason = "this deployment refuses our token"\n'
+        '[[divergence]]\noperation = "PUT /flows/{flowId}"\nreason = "this deployment answers 201 on creation"\n'
     )
-    done = _run([*wrong, "--divergences", str(divergences), "--junitxml", str(tmp_path / "xfail.xml"), "-q"], tmp_path)
+    done = _run(
+        [*failing, "--divergences", str(divergences), "--junitxml", str(tmp_path / "xfail.xml"), "-q"], tmp_path
+    )
     assert done.returncode == 0, _tail(done)
-    assert "known divergence: this deployment refuses our token" in done.stdout
+    assert "known divergence: this deployment answers 201 on creation" in done.stdout
     assert re.search(r"^PUT /flows/\{flowId\}\s+xfail", done.stdout, re.M), _tail(done)
