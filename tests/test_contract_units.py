@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from backends.timerange import TimeRange
-from contract_tests import divergences, timeline
+from contract_tests import cli, divergences, preflight, timeline, verdicts
 from contract_tests import spec as contract_spec
 from contract_tests import strategies as S
 from contract_tests.api import Api
-from contract_tests.errors import ContractFailure, ReadOnlyViolation
+from contract_tests.errors import ContractFailure, ContractWarning, ReadOnlyViolation
+from contract_tests.suite import SuiteConfig, list_all
 from contract_tests.target import HeadBodyTap
 
 OFFICIAL_DIR = Path(__file__).resolve().parents[2] / "shared/tams-spec/api"
@@ -178,6 +180,11 @@ def test_operations_are_recognised_under_a_base_path_and_object_ids_may_hold_sla
     assert api.operation_of(response) == "GET /objects/{objectId}"
     assert api.operation_of(api.http.get("http://elsewhere.example/flows")) is None
     assert api.operation_of(api.http.get("/service/storage-backends")) == "GET /service/storage-backends"
+    # 8.2: a longer template is not swallowed by the greedy object id.
+    api82 = Api(api.http, name="t", spec=contract_spec.Spec(contract_spec.shipped_spec("8.2")))
+    response = api82.http.post("/objects/bucket/abc/instances")
+    assert api82.operation_of(response) == "POST /objects/{objectId}/instances"
+    assert api82.operation_of(api82.http.get("/objects/bucket/abc")) == "GET /objects/{objectId}"
 
 
 def test_read_only_mode_refuses_to_send_anything_but_get_and_head() -> None:
@@ -212,3 +219,118 @@ def test_a_head_body_is_caught_even_where_the_client_drops_it() -> None:
     with pytest.raises(ContractFailure, match="11-byte body") as caught:
         api.head("/", check=False)
     assert caught.value.operation == "HEAD /" and caught.value.check == "head-without-body"
+
+
+# --------------------------------------------------------------------------- verdicts, warnings, reports
+
+
+def _record(check: str, **classes: int) -> verdicts.TargetRecord:
+    record = verdicts.TargetRecord()
+    record.observe(check, {"GET /flows": Counter(classes)}, [])
+    return record
+
+
+@pytest.mark.parametrize(
+    ("check", "classes", "verdict"),
+    [
+        ("walkthrough", {"2xx": 1, "404": 3}, "passed"),
+        (verdicts.FUZZ_CHECK, {"2xx": 2}, "schema only"),
+        ("walkthrough", {"404": 4}, "not implemented"),  # a check asked for something that exists
+        (verdicts.FUZZ_CHECK, {"unsupported": 1}, "not implemented"),  # 405/501
+        (verdicts.FUZZ_CHECK, {"404": 5}, "not reached"),  # fuzzing asks for ids nobody has
+        ("walkthrough", {"other": 2}, "not reached"),
+    ],
+)
+def test_an_operation_passes_only_on_a_checked_2xx(check: str, classes: dict[str, int], verdict: str) -> None:
+    assert _record(check, **classes).operations["GET /flows"].verdict == verdict
+
+
+def test_a_failure_wins_and_every_failure_of_a_walk_blames_its_own_operation() -> None:
+    record = _record("walkthrough", **{"2xx": 3})
+    first = ContractFailure("x" * 1000, "GET /flows", "walkthrough")
+    other = ContractFailure("second", "PUT /flows/{flowId}", "walkthrough")
+    first.others = [other]
+    record.failed("walkthrough", first, "", expected=False)
+    assert record.operations["GET /flows"].verdict == "FAILED"
+    assert record.operations["PUT /flows/{flowId}"].verdict == "FAILED"
+    assert len(record.operations["GET /flows"].first_failure or "") <= 160
+    lines = [line for line, _ in verdicts.table_lines(["GET /flows"], record)]
+    assert any("breaks: the spec: a valid request" in line or "breaks:" in line for line in lines)
+    assert lines[-1].startswith("operations: 2 FAILED")
+
+
+def test_failure_text_is_bounded_per_line_and_in_lines() -> None:
+    failure = ContractFailure("a" * 100_000 + "\n" + "\n".join(f"line {i}" for i in range(100)), "GET /flows", "spec")
+    text = str(failure)
+    assert len(text) < 4000
+    assert "more chars" in text and "more lines" in text
+    assert text.rstrip().endswith("breaks: " + failure.cite)
+
+
+def test_schema_problems_name_the_offending_item_not_the_whole_body() -> None:
+    spec = contract_spec.load(None)
+    body = [{"id": "x" * 50_000, "format": "nope"}] + [{"id": str(i)} for i in range(4)]
+    request = httpx.Request("GET", "http://t/flows")
+    response = httpx.Response(200, json=body, request=request)
+    problems = spec.problems("GET", "/flows", response)
+    assert problems and all(len(p) < 1000 for p in problems)
+    assert problems[0].count("at body[") == 3 and "more)" in problems[0]
+
+
+def test_warnings_are_recorded_once_and_fail_only_when_strict() -> None:
+    api = _api(lambda request: httpx.Response(200, json=[]))
+    api.warn("no X-Paging-Limit header on a page", "GET /flows", "paging-headers")
+    api.warn("no X-Paging-Limit header on a page", "GET /flows", "paging-headers")
+    assert len(api.warnings) == 1 and "optional" in api.warnings[0].cite
+    strict = _api(lambda request: httpx.Response(200, json=[]), strict=True)
+    with pytest.raises(ContractFailure, match="strict"):
+        strict.warn("no X-Paging-Limit header on a page", "GET /flows", "paging-headers")
+
+
+def test_missing_optional_paging_headers_warn_but_wrong_ones_fail() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {} if "limit" not in request.url.params else {"X-Paging-Limit": "0"}
+        return httpx.Response(200, json=[], headers=headers)
+
+    api = _api(handler)
+    listing = list_all(api, "/flows", [], "paging")
+    assert listing.items == [] and [w.check for w in api.warnings] == ["paging-headers"]
+    with pytest.raises(ContractFailure, match="not a positive integer"):
+        list_all(api, "/flows", [], "paging", limit=5)
+
+
+def test_a_report_is_written_as_json(tmp_path: Path) -> None:
+    record = _record("walkthrough", **{"2xx": 1})
+    record.warnings.update([ContractWarning("w", "GET /flows", "paging-headers", "optional")])
+    path = tmp_path / "report.json"
+    verdicts.write_json(path, {"remote": record}, {"remote": {"tested_as": "8.2"}}, 0)
+    report = json.loads(path.read_text())
+    target = report["targets"]["remote"]
+    assert target["operations"]["GET /flows"]["verdict"] == "passed"
+    assert target["tested_as"] == "8.2" and target["warnings"][0]["check"] == "paging-headers"
+
+
+@pytest.mark.parametrize(
+    ("server", "known", "chosen"),
+    [
+        ("8.1", ["7.0", "8.2"], "8.2"),
+        ("8.0", ["7.0", "8.2"], "8.2"),
+        ("7.0", ["7.0", "8.2"], "7.0"),
+        ("9.0", ["7.0", "8.2"], "8.2"),
+        (None, ["7.0", "8.2"], "8.2"),
+    ],
+)
+def test_a_server_is_tested_as_the_nearest_known_version(server: str | None, known: list[str], chosen: str) -> None:
+    assert preflight.nearest(server, known) == chosen
+
+
+def test_features_newer_than_the_server_are_skipped_not_failed() -> None:
+    config = SuiteConfig(version="8.2", server_version="8.1")
+    assert config.unsupported("8.2", "profiles") is not None
+    assert config.unsupported("8.1", "min_object_timeout") is None
+    assert SuiteConfig(version="7.0").unsupported("8.0", "webhooks by id") is not None
+
+
+@pytest.mark.parametrize(("pytest_code", "tool_code"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 2), (5, 2)])
+def test_exit_codes_separate_failed_from_could_not_test(pytest_code: int, tool_code: int) -> None:
+    assert cli.exit_code(pytest_code) == tool_code
