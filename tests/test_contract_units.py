@@ -334,3 +334,48 @@ def test_features_newer_than_the_server_are_skipped_not_failed() -> None:
 @pytest.mark.parametrize(("pytest_code", "tool_code"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 2), (5, 2)])
 def test_exit_codes_separate_failed_from_could_not_test(pytest_code: int, tool_code: int) -> None:
     assert cli.exit_code(pytest_code) == tool_code
+
+
+def _auth_server(accepts: Any) -> httpx.Client:
+    """A store whose credential check is ``accepts(request)``; 401 with a challenge otherwise."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if accepts(request):
+            return httpx.Response(200, json=[])
+        return httpx.Response(401, json={"type": "Unauthorized"}, headers={"WWW-Authenticate": "Bearer"})
+
+    return httpx.Client(base_url="http://tams.example", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("flaw", "accepts"),
+    [
+        ("any bearer token", lambda r: r.headers.get("authorization", "").startswith("Bearer ")),
+        ("any password", lambda r: r.headers.get("authorization", "").startswith("Basic ")),
+        ("any access_token", lambda r: "access_token" in r.url.params),
+    ],
+)
+def test_a_store_that_accepts_wrong_credentials_fails(flaw: str, accepts: Any) -> None:
+    from contract_tests import checks
+    from contract_tests.suite import Context
+
+    http = _auth_server(accepts)
+    ctx = Context(_api(lambda request: httpx.Response(200, json=[])), SuiteConfig())
+    with pytest.raises(ContractFailure, match="not 401"):
+        checks.credentials_required(ctx, http, "someone")
+
+
+def test_a_store_that_checks_credentials_passes_and_a_missing_challenge_only_warns() -> None:
+    from contract_tests import checks
+    from contract_tests.suite import Context
+
+    ctx = Context(_api(lambda request: httpx.Response(200, json=[])), SuiteConfig())
+    checks.credentials_required(ctx, _auth_server(lambda r: False), "someone")
+    assert ctx.api.warnings == []
+
+    def no_challenge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"type": "Unauthorized"})
+
+    bare = httpx.Client(base_url="http://tams.example", transport=httpx.MockTransport(no_challenge))
+    checks.credentials_required(ctx, bare, None)
+    assert {w.check for w in ctx.api.warnings} == {"auth-header"}
