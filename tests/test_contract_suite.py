@@ -1,10 +1,12 @@
 """The conformance suite (``contract_tests``) run as its users run it, in separate processes.
 
-* In process, on every backend the server's registry knows, through the pytest plugin.
-* Against a real ``tams-server`` process over HTTP, through the ``tams-conformance`` command,
-  with the official spec as oracle: the full run, a read-only run (the server's access log must
-  show only GET and HEAD), a failing run (non-zero exit) and the same failure declared as a known
-  divergence (exit 0, reported as xfail).
+* In process, through the pytest plugin: 8.2 on every backend the server's registry knows, 7.0 on
+  the first two (all with ``TAMS_TEST_ALL_SPECS=1``); every operation must be "passed".
+* Against a real ``tams-server`` process over HTTP, through the ``tams-conformance`` command: the
+  full run for 8.2 (version taken from the server) and 7.0 (the official spec as oracle when it is
+  here) with the store's inventory unchanged afterwards, a read-only run (the server's access log
+  must show only GET and HEAD), a failing run (exit 1, a JSON report) and the same failure declared
+  as a known divergence (exit 0, xfail), and targets that cannot be tested (exit 2, one sentence).
 """
 
 from __future__ import annotations
@@ -99,55 +101,6 @@ def _real_service_options() -> list[str]:
         if os.environ.get(f"TAMS_TEST_{name.upper()}_OPTIONS")
     }
     return ["--tams-backend-options", json.dumps(chosen)] if chosen else []
-
-
-def _in_process_backends(version: str) -> list[str]:
-    """The newest version on every backend; 7.0 on the first two (every one with TAMS_TEST_ALL_SPECS=1),
-    as the API tests do: the backends store one superset, and the versions differ above them."""
-    names = list(backends.available())
-    return names if version == "8.2" or EVERY_COMBINATION else names[:2]
-
-
-@pytest.mark.parametrize("version", ["8.2", "7.0"])
-def test_the_suite_passes_in_process_on_every_backend(version: str, tmp_path: Path) -> None:
-    report = tmp_path / "in-process.xml"
-    json_report = tmp_path / "in-process.json"
-    chosen = _in_process_backends(version)
-    done = _run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(SUITE_DIR),
-            "-c",
-            str(SUITE_DIR / "pytest.ini"),
-            "--rootdir",
-            str(SUITE_DIR),
-            "-q",
-            "--junitxml",
-            str(report),
-            "--tams-json-report",
-            str(json_report),
-            *[arg for name in chosen for arg in ("--tams-backend", name)],
-            *_spec_args("--tams-spec", version),
-            *_real_service_options(),
-        ],
-        tmp_path,
-    )
-    assert done.returncode == 0, _tail(done)
-    counts, names = _junit(report)
-    assert counts["failures"] == counts["errors"] == 0
-    assert f"tested as TAMS {version}" in done.stdout
-    results = json.loads(json_report.read_text())
-    assert results["exit_code"] == 0
-    for backend in chosen:
-        ran = [n for n in names if f"[{backend}" in n]
-        assert len(ran) > 70, f"backend {backend}: only {len(ran)} tests ran"
-        verdicts = results["targets"][backend]["verdicts"]
-        # Our server must pass every operation some check exercised successfully: none failed,
-        # none looked unimplemented, none was left to fuzzing alone.
-        assert set(verdicts) <= {"passed", "not reached"}, (backend, verdicts)
-        assert verdicts.get("not reached", 0) <= MAX_NOT_REACHED[version], (backend, verdicts)
 
 
 # --------------------------------------------------------------------------- a real server process
@@ -398,3 +351,88 @@ def test_failures_exit_non_zero_and_known_divergences_turn_them_into_xfails(serv
     assert done.returncode == 0, _tail(done)
     assert "known divergence: this deployment answers 201 on creation" in done.stdout
     assert re.search(r"^PUT /flows/\{flowId\}\s+xfail", done.stdout, re.M), _tail(done)
+
+
+def _in_process_backends(version: str) -> list[str]:
+    """The newest version on every backend; 7.0 on the first two (every one with TAMS_TEST_ALL_SPECS=1),
+    as the API tests do: the backends store one superset, and the versions differ above them."""
+    names = list(backends.available())
+    return names if version == "8.2" or EVERY_COMBINATION else names[:2]
+
+
+class Background:
+    """A command started now and collected later, so that the in-process runs of both versions
+    use the second core while the tests against a real server run."""
+
+    def __init__(self, command: list[str], cwd: Path) -> None:
+        self.command = command
+        self.out = (cwd / "stdout").open("w+")
+        self.err = (cwd / "stderr").open("w+")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(command, cwd=cwd, env=_env(), stdout=self.out, stderr=self.err, text=True)
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        code = self.process.wait(timeout=RUN_TIMEOUT_S)
+        print(f"{' '.join(self.command[:3])} ... took {time.monotonic() - self.started:.1f} s (exit {code})")
+        self.out.seek(0)
+        self.err.seek(0)
+        return subprocess.CompletedProcess(self.command, code, self.out.read(), self.err.read())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_process_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[Background, Path]]]:
+    """The suite in process, per selected version, started when this module starts (see ``Background``)."""
+    runs: dict[str, tuple[Background, Path]] = {}
+    selected = {item.name for item in request.session.items}
+    for version in ("8.2", "7.0"):
+        if f"test_the_suite_passes_in_process_on_every_backend[{version}]" not in selected:
+            continue
+        work = tmp_path_factory.mktemp(f"in-process-{version}")
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITE_DIR),
+            "-c",
+            str(SUITE_DIR / "pytest.ini"),
+            "--rootdir",
+            str(SUITE_DIR),
+            "-q",
+            "--junitxml",
+            str(work / "in-process.xml"),
+            "--tams-json-report",
+            str(work / "in-process.json"),
+            *[arg for name in _in_process_backends(version) for arg in ("--tams-backend", name)],
+            *_spec_args("--tams-spec", version),
+            *_real_service_options(),
+        ]
+        runs[version] = (Background(command, work), work)
+    yield runs
+    for run, _ in runs.values():
+        if run.process.poll() is None:
+            run.process.kill()
+
+
+# Last in this module: the runs above have had the other tests' time to finish.
+@pytest.mark.parametrize("version", ["8.2", "7.0"])
+def test_the_suite_passes_in_process_on_every_backend(
+    version: str, in_process_runs: dict[str, tuple[Background, Path]]
+) -> None:
+    run, work = in_process_runs[version]
+    done = run.result()
+    assert done.returncode == 0, _tail(done)
+    counts, names = _junit(work / "in-process.xml")
+    assert counts["failures"] == counts["errors"] == 0
+    assert f"tested as TAMS {version}" in done.stdout
+    results = json.loads((work / "in-process.json").read_text())
+    assert results["exit_code"] == 0
+    for backend in _in_process_backends(version):
+        ran = [n for n in names if f"[{backend}" in n]
+        assert len(ran) > 70, f"backend {backend}: only {len(ran)} tests ran"
+        verdicts = results["targets"][backend]["verdicts"]
+        # Our server must pass every operation some check exercised successfully: none failed,
+        # none looked unimplemented, none was left to fuzzing alone.
+        assert set(verdicts) <= {"passed", "not reached"}, (backend, verdicts)
+        assert verdicts.get("not reached", 0) <= MAX_NOT_REACHED[version], (backend, verdicts)
