@@ -131,7 +131,13 @@ def segment_timeline(ctx: Context) -> None:
     )
     def run(kind: str, layout: list[S.PlannedSegment], bulk: bool, data: st.DataObject) -> None:
         with ctx.case() as (scope, janitor):
-            flow = create_flow(api, scope, janitor, data.draw(S.flows(kind, container=True)), check)
+            flow = create_flow(
+                api,
+                scope,
+                janitor,
+                data.draw(S.flows(kind, container=True, version=ctx.config.rules_version)),
+                check,
+            )
             path = f"/flows/{flow['id']}/segments"
             objects = allocate(api, flow["id"], len(layout), check)
             bodies = [
@@ -219,7 +225,8 @@ def _flow_timerange(api: Api, flow_id: str, params: list[tuple[str, str]], want:
 # --------------------------------------------------------------------------- filters and paging of flows and sources
 
 
-def _flow_matches(flow: dict[str, Any], name: str, value: str) -> bool | None:
+def _flow_matches(flow: dict[str, Any], name: str, value: str, version: str = "7.0") -> bool | None:
+    """Whether ``flow`` is selected by the filter ``name=value`` (None: either answer conforms)."""
     params = flow.get("essence_parameters") or {}
     tags = flow.get("tags") or {}
     if name in ("label", "format", "codec", "source_id"):
@@ -229,7 +236,7 @@ def _flow_matches(flow: dict[str, Any], name: str, value: str) -> bool | None:
             return None  # "video flows that have the given frame width": image flows are a judgement call
         return flow["format"] == S.VIDEO and params.get(name) == int(value)
     if name.startswith("tag."):
-        return tags.get(name[4:]) == value
+        return _tag_matches(tags.get(name[4:]), value, version)
     if name.startswith("tag_exists."):
         return (name[11:] in tags) == (value == "true")
     if name == "timerange":
@@ -237,8 +244,29 @@ def _flow_matches(flow: dict[str, Any], name: str, value: str) -> bool | None:
     raise ValueError(name)
 
 
+def _tag_matches(have: Any, value: str, version: str) -> bool | None:
+    """``tag.{name}=value`` against a tag value (None when the tag is not set).
+
+    7.0: the tag value equals the query value (``a,b`` is one value). 8.0+ (``tag.{name}`` on
+    GET /flows and /sources, url-tag-list.json): the query is a comma-separated list; a string tag
+    matches when it equals one of its values, an array tag when one of its elements does; partial
+    matches do not count. An empty query value (allowed by the pattern) names no value: whether it
+    selects a tag set to ``""`` is not said, so either answer conforms for a flow that has the tag.
+    """
+    if not S.since(version, "8.0"):
+        return have == value
+    if have is None:
+        return False
+    if value == "":
+        return None
+    wanted = set(value.split(","))
+    if isinstance(have, list):
+        return any(element in wanted for element in have)
+    return have in wanted
+
+
 @st.composite
-def flow_filters(draw: st.DrawFn, created: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def flow_filters(draw: st.DrawFn, created: list[dict[str, Any]], version: str = "7.0") -> list[tuple[str, str]]:
     one = draw(st.sampled_from(created))
     candidates = [
         ("label", st.one_of(st.just(one.get("label", "none")), S.labels)),
@@ -247,7 +275,7 @@ def flow_filters(draw: st.DrawFn, created: list[dict[str, Any]]) -> list[tuple[s
         ("source_id", st.just(one["source_id"])),
         ("frame_width", st.sampled_from(["640", "1280", "1920"])),
         ("frame_height", st.sampled_from(["360", "720", "1080"])),
-        ("tag.genre", S.tag_values),
+        ("tag.genre", S.tag_filter_values(version)),
         ("tag_exists.genre", st.sampled_from(["true", "false"])),
         ("tag_exists.lang", st.sampled_from(["true", "false"])),
         ("timerange", st.sampled_from(["()", "[0:0_10:0)", "[5:0]", "_5:0)"])),
@@ -259,10 +287,10 @@ def flow_filters(draw: st.DrawFn, created: list[dict[str, Any]]) -> list[tuple[s
 def listing_filters(ctx: Context) -> None:
     """``/flows`` and ``/sources`` filters select exactly what brute force on the created ones says;
     pages concatenate to the unpaged listing without repeats; HEAD mirrors GET."""
-    api, check = ctx.api, "filters"
+    api, check, version = ctx.api, "filters", ctx.config.rules_version
 
     @ctx.config.settings(examples=10)
-    @given(bodies=st.lists(S.flows(), min_size=1, max_size=5), data=st.data())
+    @given(bodies=st.lists(S.flows(version=version), min_size=1, max_size=5), data=st.data())
     def run(bodies: list[dict[str, Any]], data: st.DataObject) -> None:
         with ctx.case() as (scope, janitor):
             created: list[dict[str, Any]] = []
@@ -271,8 +299,10 @@ def listing_filters(ctx: Context) -> None:
                 reuse = same_format and data.draw(st.booleans(), label="share a source")
                 source_id = data.draw(st.sampled_from(same_format))["source_id"] if reuse else None
                 created.append(create_flow(api, scope, janitor, body, check, source_id))
-            for filters in data.draw(st.lists(flow_filters(created), min_size=1, max_size=3), label="flow filters"):
-                verdicts = {f["id"]: [_flow_matches(f, n, v) for n, v in filters] for f in created}
+            for filters in data.draw(
+                st.lists(flow_filters(created, version), min_size=1, max_size=3), label="flow filters"
+            ):
+                verdicts = {f["id"]: [_flow_matches(f, n, v, version) for n, v in filters] for f in created}
                 must = {i for i, v in verdicts.items() if all(x is True for x in v)}
                 may = {i for i, v in verdicts.items() if all(x is not False for x in v)}
                 limit = data.draw(st.sampled_from([None, 1, 2]), label="limit")
@@ -311,7 +341,9 @@ def listing_filters(ctx: Context) -> None:
             ) or [(None, None)]:
                 filters = [] if name is None else [(name, value)]
                 expected = {
-                    s["id"] for s in sources.values() if all(_flow_matches({**s, "tags": {}}, n, v) for n, v in filters)
+                    s["id"]
+                    for s in sources.values()
+                    if all(_flow_matches({**s, "tags": {}}, n, v, version) for n, v in filters)
                 }
                 limit = data.draw(st.sampled_from([None, 1, 2]), label="source limit")
                 listing = list_all(api, "/sources", scope.filters + filters, check, limit=limit)
@@ -408,11 +440,12 @@ def _minimal(kind: str) -> dict[str, Any]:
             "container": "video/mp2t",
             "essence_parameters": {"sample_rate": 48000, "channels": 2},
         }
+    # With a frame rate: optional in 7.0, required from 8.0 unless ``vfr`` is true (flow-video.json).
     return {
         "format": S.VIDEO,
         "codec": "video/h264",
         "container": "video/mp2t",
-        "essence_parameters": {"frame_width": 1920, "frame_height": 1080},
+        "essence_parameters": {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}},
     }
 
 
@@ -500,7 +533,12 @@ def source_lifecycle(ctx: Context) -> None:
     def run(kind: str, count: int, data: st.DataObject) -> None:
         with ctx.case() as (scope, janitor):
             source_id = new_id()
-            flows = [create_flow(api, scope, janitor, data.draw(S.flows(kind)), check, source_id) for _ in range(count)]
+            flows = [
+                create_flow(
+                    api, scope, janitor, data.draw(S.flows(kind, version=ctx.config.rules_version)), check, source_id
+                )
+                for _ in range(count)
+            ]
             source = api.json(api.expect(api.get(f"/sources/{source_id}"), [200], check), check)
             if source.get("id") != source_id or source.get("format") != S.FORMATS[kind]:
                 raise ContractFailure(f"source made by a flow PUT is wrong: {source}", "GET /sources/{sourceId}", check)

@@ -6,6 +6,10 @@ and the same body once server-generated values are normalised. Object ids, stora
 are mapped between the two stores; URLs, timestamps and ``*_by`` fields are compared by shape and
 by consistency (``created`` never changes) rather than by value; pages are compared as the
 concatenated listing.
+
+Requests and judgements follow the version tested (``SuiteConfig.version``, or the older minor
+version the server reports: ``SuiteConfig.rules_version``): the bodies sent are valid for it, and
+what it leaves to the server (or does not order) is not compared.
 """
 
 from __future__ import annotations
@@ -61,9 +65,10 @@ def _canon_ts(value: Any) -> Any:
 class Side:
     """One of the two stores, with its own ids for what the suite knows by logical names."""
 
-    def __init__(self, name: str, api: Api) -> None:
+    def __init__(self, name: str, api: Api, version: str = "7.0") -> None:
         self.name = name
         self.api = api
+        self.version = version
         self.objects: dict[str, str] = {}  # logical object id -> this store's id
         self.logical: dict[str, str] = {}
         self.put_urls: dict[str, dict[str, Any]] = {}
@@ -105,11 +110,18 @@ class Side:
         out = {k: v for k, v in body.items() if k not in VOLATILE_FLOW}
         if "collected_by" in out:
             out["collected_by"] = sorted(out["collected_by"])
-        if "flow_collection" in out and isinstance(out["flow_collection"], list):
-            out["flow_collection"] = sorted(out["flow_collection"], key=lambda i: json.dumps(i, sort_keys=True))
+        if "flow_collection" in out:
+            out["flow_collection"] = self.collection(out["flow_collection"])
         if "timerange" in out:
             out["timerange"] = _canon_range(out["timerange"])
         return out
+
+    def collection(self, items: Any) -> Any:
+        """A ``flow_collection``: 8.2 says it is an ordered list (flow-collection.json, ADR-0056),
+        so its order is compared; 7.0 defines no order, so it is compared as a set."""
+        if not isinstance(items, list) or S.since(self.version, "8.2"):
+            return items
+        return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
 
     def source(self, body: Any, operation: str | None) -> Any:
         if not isinstance(body, dict):
@@ -151,11 +163,19 @@ class Side:
         return out
 
     def object(self, body: Any) -> Any:
+        """An object (``GET /objects/{id}``). From 8.0 (object.json) it also carries ``get_urls``
+        (normalised as a segment's) and ``timerange``/``init_object``/``key_frame_count``.
+        ``first_referenced_by_flow`` is optional and "may ... become unset" (object.json): it is
+        compared apart, only when both stores give it."""
         if not isinstance(body, dict):
             return body
-        out = dict(body)
+        out = self.segment({k: v for k, v in body.items() if k != "first_referenced_by_flow"})
         out["id"] = self.logical.get(out.get("id"), out.get("id"))
         out["referenced_by_flows"] = sorted(out.get("referenced_by_flows") or [])
+        if isinstance(out.get("init_object"), dict):
+            init = self.segment(out["init_object"])
+            init["id"] = self.logical.get(init.get("id"), init.get("id"))
+            out["init_object"] = init
         return out
 
 
@@ -174,19 +194,21 @@ class FlowState:
 class ObjectState:
     allocated_for: str | None
     payload: bytes | None = None
-    registered: bool = False
+    registered: bool = False  # once registered on a segment (stays True)
+    allocated: bool = False  # made by POST /flows/{id}/storage
 
 
 def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachine]:
     """The state machine class for one target (Hypothesis machines cannot take fixtures)."""
     config = ctx.config
+    version = config.rules_version
 
     class Differential(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.scope = Scope(config.run_id)
-            self.t = Side("target", target)
-            self.o = Side("oracle", oracle)
+            self.t = Side("target", target, version)
+            self.o = Side("oracle", oracle, version)
             self.janitors = (Janitor(target, config.delete_wait_s), Janitor(oracle, config.delete_wait_s))
             self.flows: dict[str, FlowState] = {}
             self.sources: dict[str, str] = {}  # source id -> format
@@ -285,12 +307,19 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
 
         @initialize()
         def storage_backends(self) -> None:
+            """Learn both stores' storage backends, to map their ids and labels onto logical names.
+
+            8.2 pages ``/service/storage-backends`` (``limit``/``page``, Link): every page is read.
+            """
             got, want = self.pair(lambda s: s.api.get("/service/storage-backends"))
             if got.status_code != 200 or want.status_code != 200:
                 self.compare(got, want)
                 return
-            for side, response in ((self.t, got), (self.o, want)):
-                backends = response.json()
+            for side, response, side_version in ((self.t, got, version), (self.o, want, config.version)):
+                if S.since(side_version, "8.2"):
+                    backends = list_all(side.api, "/service/storage-backends", [], CHECK, first=response).items
+                else:
+                    backends = response.json()
                 ordered = sorted(backends, key=lambda b: not b.get("default_storage", False))
                 for i, backend in enumerate(ordered):
                     name = "default-storage" if i == 0 and backend.get("default_storage") else f"storage-{i}"
@@ -299,8 +328,6 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                     if backend.get("label"):
                         side.labels[backend["label"]] = name
                         side.label_of[name] = backend["label"]
-            got, want = self.pair(lambda s: s.api.get("/service"))
-            self.compare(got, want, lambda side, body, op: {"api_version": body.get("api_version")})
 
         # ---------------------------------------------------------- flows
 
@@ -316,7 +343,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
 
         def _create_flow(self, data: st.DataObject, container: bool | None) -> None:
             kind = data.draw(st.sampled_from(S.KINDS), label="kind")
-            body = data.draw(S.flows(kind, container=container), label="flow")
+            body = data.draw(S.flows(kind, container=container, version=version), label="flow")
             same = [sid for sid, fmt in self.sources.items() if fmt == S.FORMATS[kind]]
             source_id = (
                 data.draw(st.sampled_from(same), label="existing source")
@@ -327,7 +354,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             body = {**body, "id": flow_id, "source_id": source_id, "tags": self.scoped_tags(body.get("tags"))}
             if kind == "multi" and self.flows and data.draw(st.booleans(), label="collection"):
                 members = data.draw(st.lists(st.sampled_from(list(self.flows)), min_size=1, max_size=3, unique=True))
-                body["flow_collection"] = [{"id": m, "role": f"role{i}"} for i, m in enumerate(members)]
+                body["flow_collection"] = [self._member(data, m, f"role{i}") for i, m in enumerate(members)]
             for janitor in self.janitors:
                 janitor.flow(flow_id)
             got, want = self.pair(lambda s: s.api.put(f"/flows/{flow_id}", body))
@@ -340,12 +367,18 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                         got, want = self.pair(lambda s, n=name, v=value: s.api.put(f"/sources/{source_id}/tags/{n}", v))
                         self.compare(got, want)
 
+        def _member(self, data: st.DataObject, flow_id: str, role: str) -> dict[str, Any]:
+            """A collection item: ``role`` is required in 7.0 and optional from 8.2 (collection-item.json)."""
+            if S.since(version, "8.2") and data.draw(st.booleans(), label="without role?"):
+                return {"id": flow_id}
+            return {"id": flow_id, "role": role}
+
         @precondition(lambda self: self.flows)
         @rule(data=st.data())
         def replace_flow(self, data: st.DataObject) -> None:
             flow_id = self.draw_flow(data)
             state = self.flows[flow_id]
-            body = data.draw(S.flows(state.kind), label="replacement")
+            body = data.draw(S.flows(state.kind, version=version), label="replacement")
             body = {
                 **body,
                 "id": flow_id,
@@ -397,7 +430,10 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             if action == "PUT":
                 body = data.draw(self._property_values(name, flow_id), label="value")
             got, want = self.pair(lambda s: s.api.request(action, path, body=body))
-            self.compare(got, want)
+            if name == "flow_collection":
+                self.compare(got, want, lambda side, items, op: side.collection(items))
+            else:
+                self.compare(got, want)
             if state is not None and want.status_code == 204 and name in ("flow_collection", "read_only"):
                 self._reload(flow_id)
 
@@ -409,11 +445,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             if name == "read_only":
                 return st.booleans()
             others = [f for f in self.flows if f != flow_id] or [str(uuid.uuid4())]
-            return st.lists(
-                st.fixed_dictionaries({"id": st.sampled_from(others), "role": st.sampled_from(["video", "L", "R"])}),
-                max_size=3,
-                unique_by=lambda i: i["id"],
-            )
+            return S.collection_items(others, version)
 
         def _locked(self, flow_id: str) -> bool:
             response = oracle.get(f"/flows/{flow_id}/read_only")
@@ -435,7 +467,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             if action == "GET all":
                 got, want = self.pair(lambda s: s.api.get(base))
             elif action == "PUT":
-                value = data.draw(S.tag_values, label="value")
+                value = data.draw(S.tag_values_for(version, single=True), label="value")
                 got, want = self.pair(lambda s: s.api.put(f"{base}/{name}", value))
             else:
                 got, want = self.pair(lambda s: s.api.request(action, f"{base}/{name}"))
@@ -494,7 +526,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                 got, want = self.pair(lambda s: s.api.get(f"{base}/tags"))
             elif action.endswith(" tag"):
                 method = action.split()[0]
-                body = data.draw(S.tag_values, label="value") if method == "PUT" else NO_BODY
+                body = data.draw(S.tag_values_for(version, single=True), label="value") if method == "PUT" else NO_BODY
                 got, want = self.pair(lambda s: s.api.request(method, f"{base}/tags/{name}", body=body))
             else:
                 method, prop = action.split()
@@ -517,7 +549,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                 label = oracle.get(f"/sources/{one[0]}/label")
                 if label.status_code == 200:
                     choices.append([("label", label.json())])
-            choices.append([("tag.genre", data.draw(S.tag_values, label="genre"))])
+            choices.append([("tag.genre", data.draw(_tag_filter_values(version), label="genre"))])
             filters = data.draw(st.sampled_from(choices), label="filters")
             self._compare_listing(data, "/sources", self.scope.filters + filters, Side.source)
 
@@ -529,7 +561,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                 "label": st.sampled_from(sorted({f.body.get("label", "x") for f in known} | {"x"})),
                 "frame_width": st.sampled_from(["640", "1280", "1920"]),
                 "frame_height": st.sampled_from(["360", "1080"]),
-                "tag.genre": S.tag_values,
+                "tag.genre": _tag_filter_values(version),
                 "tag_exists.genre": st.sampled_from(["true", "false"]),
                 "timerange": S.query_timeranges(_points([s for f in known for s in f.segments])),
             }
@@ -652,7 +684,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                 self.o.bind(logical, w["object_id"])
                 self.t.put_urls[logical] = g["put_url"]
                 self.o.put_urls[logical] = w["put_url"]
-                self.objects[logical] = ObjectState(flow_id)
+                self.objects[logical] = ObjectState(flow_id, allocated=True)
 
         @precondition(lambda self: any(o.payload is None and o.allocated_for for o in self.objects.values()))
         @rule(data=st.data())
@@ -819,12 +851,35 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             limit = data.draw(st.sampled_from([None, 1]), label="limit")
             params = [("limit", str(limit))] if limit else []
             got, want = self.pair(lambda s: s.api.request(method, f"/objects/{s.obj(logical)}", params=params))
+            if self._either_exists(logical) and {got.status_code, want.status_code} == {200, 404}:
+                if got.status_code == 200 and method == "GET":
+                    body = self.t.object(self._all_references(self.t, got).json())
+                    if body.get("id") != logical or body.get("referenced_by_flows"):
+                        self.fail(f"an object no segment refers to: {describe(got)}", got)
+                return
             if method == "HEAD" or got.status_code != 200 or want.status_code != 200:
                 self.compare(got, want)
                 return
             got_all = self._all_references(self.t, got)
             want_all = self._all_references(self.o, want)
             self.compare(got_all, want_all, lambda side, body, op: side.object(body))
+            first = got_all.json().get("first_referenced_by_flow"), want_all.json().get("first_referenced_by_flow")
+            if None not in first and first[0] != first[1]:
+                self.fail(f"first_referenced_by_flow is {first[0]}, the reference says {first[1]}", got)
+
+        def _either_exists(self, logical: str) -> bool:
+            """Whether an object no segment refers to now may be found (200, no references) or not (404).
+
+            Allocated and never registered: 8.1+ MUST answer 404 (GET /objects/{objectId}, 404),
+            7.0 and 8.0 do not say. Registered once and no longer referenced: the store may keep or
+            remove it (8.2: Objects are deleted only when unreferenced, not when they become so).
+            """
+            if any(logical == o for state in self.flows.values() for _, o in state.segments):
+                return False
+            record = self.objects[logical]
+            if record.registered:
+                return True
+            return record.allocated and not S.since(version, "8.1")
 
         def _all_references(self, side: Side, response: httpx.Response) -> httpx.Response:
             """The object with ``referenced_by_flows`` gathered across every page."""
@@ -885,7 +940,13 @@ def _points(segments: list[tuple[str, str]] | list[Any]) -> list[int]:
 
 
 def _storage(side: Side, body: Any, operation: str | None) -> Any:
-    """Allocated objects by shape: how many, and the upload request each must be sent as."""
+    """Allocated objects by shape: how many, and that each has a ``put_url`` with a ``url``.
+
+    The upload request itself (``content-type``, headers, presigned or not) is the server's to
+    choose (http-request.json: the content type "which must be used", not a given value; 8.2
+    flow-storage-post.json ``presigned``: "services may choose their own default"), so it is not
+    compared with the reference's.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("media_objects"), list):
         return body
     objects = body["media_objects"]
@@ -893,14 +954,19 @@ def _storage(side: Side, body: Any, operation: str | None) -> Any:
         "count": len(objects),
         "put_url": sorted(
             {
-                json.dumps(
-                    {"content-type": o.get("put_url", {}).get("content-type"), "url": "url" in o.get("put_url", {})}
-                )
+                json.dumps({"url": isinstance(o.get("put_url"), dict) and "url" in o["put_url"]})
                 for o in objects
                 if isinstance(o, dict)
             }
         ),
     }
+
+
+def _tag_filter_values(version: str) -> st.SearchStrategy[str]:
+    """``tag.{name}`` query values compared with the reference. From 8.0 an empty value is left
+    out: it names no value of the comma-separated list, and what it selects is not said."""
+    values = S.tag_filter_values(version)
+    return values if not S.since(version, "8.0") else values.filter(bool)
 
 
 def _failures(side: Side, body: Any, operation: str | None) -> Any:

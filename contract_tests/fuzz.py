@@ -6,9 +6,13 @@ conform (status code, content type, headers, body). Requests go through the suit
 so the same client, credentials and openapi-core check serve in process and over HTTP.
 
 Safety: every generated id is replaced by one the suite created (the seeded flows, their source
-and objects) or by a fresh UUID nobody else has; webhook URLs point at a closed loopback port;
-what the fuzzer creates is deleted afterwards. Against a remote server ``POST /service`` (which
-renames the live service) is not sent.
+and objects, and from 8.0 its webhooks and, in process, its profiles) or by a fresh UUID nobody
+else has; webhook URLs point at a closed loopback port; what the fuzzer creates is deleted
+afterwards. Against a remote server ``POST /service`` (which renames the live service) and
+``POST /service/profiles/{profileId}`` (8.2: profiles cannot be deleted) are not sent.
+
+The version tested is the oracle spec's: seeds are valid for it, and the paged listings are the
+operations of that spec that take a ``page`` parameter.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from contract_tests.api import NO_BODY, Api
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import Context, Janitor, Scope
 
+Case = Any  # schemathesis.Case
+
 SCHEMATHESIS_VERSION = schemathesis.__version__
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -41,16 +47,22 @@ CHECKS = [
     response_schema_conformance,
 ]
 LOOPBACK_HOOK = "http://127.0.0.1:9/conformance/"
-PAGED = frozenset({"/flows", "/sources", "/flows/{flowId}/segments", "/objects/{objectId}"})
+# Operations that create what cannot be deleted, or change the live service: never sent remotely.
+NOT_REMOTE = {
+    "POST /service": "it would rename the live service",
+    "POST /service/profiles/{profileId}": "profiles cannot be deleted (8.2: immutable, no DELETE)",
+}
+# Valid in 7.0 and 8.x: a video flow has a frame rate (required from 8.0 unless ``vfr`` is true).
 _SEED_FLOWS = {
     "video": {
         "format": "urn:x-nmos:format:video",
         "codec": "video/h264",
         "container": "video/mp2t",
-        "essence_parameters": {"frame_width": 1920, "frame_height": 1080},
+        "essence_parameters": {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}},
     },
     "multi": {"format": "urn:x-nmos:format:multi", "container": "video/mp2t"},
 }
+_TECHNICAL = ("format", "codec", "container", "essence_parameters")
 
 
 def load_schema(spec_path: str) -> Any:
@@ -72,9 +84,21 @@ class Fuzzer:
         self.janitor = Janitor(self.api, ctx.config.delete_wait_s)
         self.seeds: dict[str, dict[str, Any]] = {}
         self.objects: list[str] = []
-        self.page_keys: list[str] = []
+        self.profiles: list[str] = []  # profiles the suite created (in process only)
+        self.instance_labels: dict[str, list[str]] = {}  # object id -> labels of instances the fuzzer added
+        self.page_keys: list[str] = []  # keys of listings that may refuse a foreign key (they declare 400)
+        self.own_keys: dict[str, list[str]] = {}  # per listing path: keys it issued itself
         self.checks = list(CHECKS)
         self._strategies: dict[str, Any] = {}
+        operations = [result.ok() for result in self.schema.get_all_operations()]
+        # Listings: the operations of the spec that take `page` (7.0: flows, sources, segments, an
+        # object's flows; 8.0 adds webhooks; 8.2 storage backends, delete requests and profiles).
+        self.paged = {op.path for op in operations if any(p.name == "page" for p in op.query)}
+        self.declares_400 = {
+            f"{op.method.upper()} {op.path}" for op in operations if "400" in op.definition.raw.get("responses", {})
+        }
+        self.webhooks_by_id = "/service/webhooks/{webhookId}" in {op.path for op in operations}
+        self.has_profiles = "/service/profiles/{profileId}" in {op.path for op in operations}
 
     # ---------------------------------------------------------------- seeds
 
@@ -100,11 +124,39 @@ class Fuzzer:
         for i, object_id in enumerate(self.objects):
             segment = {"object_id": object_id, "timerange": f"[{i}:0_{i + 1}:0)"}
             self.api.post(f"/flows/{video}/segments", segment, check=False)
-        # Real page keys, for the generated `page` parameters to try on other listings.
-        for path in (f"/flows/{video}/segments", "/flows", "/sources"):
+        self._seed_webhook()
+        self._seed_profile()
+        # Real page keys, for the generated `page` parameters.
+        for template in sorted(self.paged):
+            if "{" in template and template != "/flows/{flowId}/segments":
+                continue
+            path = template.replace("{flowId}", video)
             key = self.api.get(path, params={"limit": 1}, check=False).headers.get("x-paging-nextkey")
-            if key and key not in self.page_keys:
+            if not key:
+                continue
+            own = self.own_keys.setdefault(template, [])
+            if key not in own:
+                own.append(key)
+            if f"GET {template}" in self.declares_400 and key not in self.page_keys:
                 self.page_keys.append(key)
+
+    def _seed_webhook(self) -> None:
+        """8.x: one registration of the suite's own (disabled: nothing is sent), for the operations
+        on /service/webhooks/{webhookId} to find."""
+        if not self.webhooks_by_id or self.janitor.webhook_ids:
+            return
+        body = {"url": LOOPBACK_HOOK + str(uuid.uuid4()), "events": ["flows/created"], "status": "disabled"}
+        self.janitor.webhook(body, self.api.post("/service/webhooks", body, check=False))
+
+    def _seed_profile(self) -> None:
+        """8.2, in process: one profile of the suite's own (profiles cannot be deleted, so never remotely)."""
+        if not self.has_profiles or self.profiles or self.ctx.config.remote:
+            return
+        profile_id = str(uuid.uuid4())
+        video = _SEED_FLOWS["video"]
+        body = {"id": profile_id, "flow_metadata": {k: video[k] for k in _TECHNICAL}, "tags": self.scope.tags}
+        if self.api.post(f"/service/profiles/{profile_id}", body, check=False).status_code == 201:
+            self.profiles.append(profile_id)
 
     def cleanup(self) -> None:
         self.janitor.cleanup()
@@ -123,38 +175,74 @@ class Fuzzer:
             return data.draw(st.sampled_from(known), label="flow")
         return str(uuid.uuid4())
 
-    def remap(self, case: Any, data: st.DataObject) -> None:
+    def _own_or_fresh(self, ids: list[str], data: st.DataObject, label: str, fresh: str | None = None) -> str:
+        if ids and data.draw(st.booleans(), label=f"the suite's {label}?"):
+            return data.draw(st.sampled_from(ids), label=label)
+        return fresh or str(uuid.uuid4())
+
+    def remap(self, case: Case, data: st.DataObject) -> None:
         """Only ids the suite made: seeded ones, or fresh ones that cannot name anybody's data."""
         params = case.path_parameters
+        template, method = case.operation.path, case.operation.method.upper()
         if "flowId" in params:
             params["flowId"] = self._flow_id(data)
         if "sourceId" in params:
             sources = [s["source_id"] for s in self.seeds.values()]
-            params["sourceId"] = (
-                data.draw(st.sampled_from(sources), label="source")
-                if sources and data.draw(st.booleans(), label="seeded source?")
-                else str(uuid.uuid4())
-            )
+            params["sourceId"] = self._own_or_fresh(sources, data, "source")
         if "objectId" in params:
-            params["objectId"] = (
-                data.draw(st.sampled_from(self.objects), label="object")
-                if self.objects and data.draw(st.booleans(), label="seeded object?")
-                else f"conformance-{uuid.uuid4()}"
-            )
+            if template == "/objects/{objectId}/instances" and self.objects:
+                # Adding or removing instances changes an object: only the suite's own objects.
+                params["objectId"] = data.draw(st.sampled_from(self.objects), label="object")
+            else:
+                params["objectId"] = self._own_or_fresh(self.objects, data, "object", f"conformance-{uuid.uuid4()}")
         if "request-id" in params or "request_id" in params:
             key = "request-id" if "request-id" in params else "request_id"
             params[key] = str(uuid.uuid4())
-        body = case.body
-        template, method = case.operation.path, case.operation.method.upper()
-        paged = method in ("GET", "HEAD") and template in PAGED
-        if paged and self.page_keys and data.draw(st.sampled_from([True, False]), label="a real page key?"):
-            case.query = {**(case.query or {}), "page": data.draw(st.sampled_from(self.page_keys), label="page key")}
+        if "webhookId" in params:  # 8.0+
+            params["webhookId"] = self._own_or_fresh(self.janitor.webhook_ids, data, "webhook")
+        if "profileId" in params:  # 8.2
+            if method == "POST":
+                params["profileId"] = str(uuid.uuid4())  # a new profile (sent in process only)
+            else:
+                params["profileId"] = self._own_or_fresh(self.profiles, data, "profile")
+        if method in ("GET", "HEAD") and template in self.paged:
+            self._paging(case, data, template, f"{method} {template}" in self.declares_400)
+        self._remap_body(case, data, template, method)
+
+    def _paging(self, case: Case, data: st.DataObject, template: str, declares_400: bool) -> None:
+        """A real page key now and then. Where the operation declares no 400 (8.x: storage backends,
+        webhooks, delete requests), the spec defines no answer to a ``page`` the server did not
+        issue ("Clients should read the next URL from the Link header ... or use the value of the
+        returned X-Paging-NextKey header"), to a key sent with other parameters than the listing
+        that issued it, nor to a ``limit`` below 1 ("Restrict the response to the specified number
+        of results"): such requests are not sent there; a real key goes with the query it came from."""
+        query = dict(case.query or {})
+        if declares_400:
+            if self.page_keys and data.draw(st.booleans(), label="a real page key?"):
+                query["page"] = data.draw(st.sampled_from(self.page_keys), label="page key")
+            case.query = query
+            return
+        own = self.own_keys.get(template, [])
+        if own and data.draw(st.booleans(), label="a real page key?"):
+            # With the query it was issued for (a key may name its sort and order).
+            case.query = {"limit": 1, "page": data.draw(st.sampled_from(own), label="page key")}
+            return
+        query.pop("page", None)
+        limit = query.get("limit")
+        if limit is not None and not (str(limit).isdigit() and int(limit) >= 1):
+            query["limit"] = data.draw(st.integers(1, 10), label="limit")
+        case.query = query
+
+    def _remap_body(self, case: Case, data: st.DataObject, template: str, method: str) -> None:
+        params, body = case.path_parameters, case.body
         if template == "/flows/{flowId}" and method == "PUT" and isinstance(body, dict):
             body["id"] = params["flowId"]
             seeded = next((s for s in self.seeds.values() if s["id"] == params["flowId"]), None)
             body["source_id"] = seeded["source_id"] if seeded else str(uuid.uuid4())
             if isinstance(body.get("flow_collection"), list):
                 body["flow_collection"] = self._collection(body["flow_collection"], data)
+            if body.get("profile_id"):  # 8.2 flow-put.json
+                body["profile_id"] = self._own_or_fresh(self.profiles, data, "profile")
             if seeded is None:
                 self.janitor.flow(params["flowId"])
         elif template.endswith("/flow_collection") and method == "PUT" and isinstance(body, list):
@@ -164,6 +252,8 @@ class Fuzzer:
             for item in items:
                 if isinstance(item, dict):
                     item["object_id"] = f"conformance-{uuid.uuid4()}"
+                    if "init_object_id" in item:  # 8.2
+                        item["init_object_id"] = f"conformance-{uuid.uuid4()}"
                     for url in item.get("get_urls") or []:
                         if isinstance(url, dict):
                             url["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
@@ -171,6 +261,26 @@ class Fuzzer:
             body["object_ids"] = [f"conformance-{uuid.uuid4()}" for _ in body["object_ids"]]
         elif template.startswith("/service/webhooks") and method in ("POST", "PUT") and isinstance(body, dict):
             body["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
+            if "webhookId" in params:  # 8.0 webhook-put.json: the body names the webhook it updates
+                body["id"] = params["webhookId"]
+        elif template == "/objects/{objectId}/instances" and method == "POST" and isinstance(body, dict):
+            if "url" in body:  # an uncontrolled instance: never anybody's real URL
+                body["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
+        elif template == "/objects/{objectId}/instances" and method == "DELETE":
+            known = self.instance_labels.get(params["objectId"], [])
+            if known and data.draw(st.booleans(), label="a label it has?"):
+                # One of storage_id or label (the spec says so in words, not in the schema).
+                case.query = {"label": data.draw(st.sampled_from(known), label="label")}
+        elif template == "/service/profiles/{profileId}" and method == "POST" and isinstance(body, dict):
+            body["id"] = params["profileId"]
+
+    def _created(self, case: Case, body: Any) -> None:
+        """Remember what a 201 made that later cases may name (the suite's own profiles, labels)."""
+        template, params = case.operation.path, case.path_parameters
+        if template == "/service/profiles/{profileId}":
+            self.profiles.append(params["profileId"])
+        elif template == "/objects/{objectId}/instances" and isinstance(body, dict) and "label" in body:
+            self.instance_labels.setdefault(params["objectId"], []).append(str(body["label"]))
 
     def _collection(self, items: list[Any], data: st.DataObject) -> list[Any]:
         out = []
@@ -186,8 +296,8 @@ class Fuzzer:
         method = label.split(" ", 1)[0]
         if self.api.read_only and method not in ("GET", "HEAD"):
             return "read-only mode sends only GET and HEAD"
-        if label == "POST /service" and self.ctx.config.remote:
-            return "not sent to a remote server: it would rename the live service"
+        if label in NOT_REMOTE and self.ctx.config.remote:
+            return f"not sent to a remote server: {NOT_REMOTE[label]}"
         return None
 
     def run_operation(self, label: str, examples: int = 10) -> None:
@@ -215,6 +325,8 @@ class Fuzzer:
             )
             if case.operation.path.startswith("/service/webhooks") and isinstance(body, dict):
                 self.janitor.webhook(body, response)
+            if response.status_code == 201:
+                self._created(case, body)
             try:
                 case.validate_response(response, checks=self.checks, headers=headers)
             except FailureGroup as exc:

@@ -1,6 +1,7 @@
 """Hypothesis strategies for TAMS values: timestamps, timeranges, flows, segment layouts.
 
 Everything here is plain data (strings and dicts ready to send); nothing imports server code.
+What depends on the TAMS version takes it as ``version`` (``SuiteConfig.version``; "7.0" by default).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from contract_tests.suite import version_tuple
 from contract_tests.timeline import NS, Range, ns_to_ts
 
 VIDEO = "urn:x-nmos:format:video"
@@ -22,6 +24,11 @@ FORMATS = {"video": VIDEO, "audio": AUDIO, "data": DATA, "image": IMAGE, "multi"
 KINDS = tuple(FORMATS)
 
 HUGE_SECONDS = (2**31, 2**32, 2**63 // NS, 2**63, 2**64, 10**30)
+
+
+def since(version: str, first: str) -> bool:
+    """Whether ``version`` is ``first`` or later."""
+    return version_tuple(version) >= version_tuple(first)
 
 
 def uuids() -> st.SearchStrategy[str]:
@@ -85,25 +92,66 @@ def query_timeranges(boundaries: list[int]) -> st.SearchStrategy[str]:
 
 labels = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=12)
 tag_names = st.sampled_from(["genre", "team", "lang", "x.y", "with space", "ünï"])
+# String tag values (the only kind in 7.0). "a,b" is one value holding a comma.
 tag_values = st.sampled_from(["news", "sport", "en", "", "a,b", "ünï", "v" * 40])
 tags = st.dictionaries(tag_names, tag_values, max_size=3)
+# 8.0+ (tags.json, ADR-0040): a tag value is a string or an array of strings.
+tag_lists = st.lists(st.sampled_from(["news", "sport", "en", "a,b", "ünï"]), max_size=3)
+
+
+def tag_values_for(version: str, single: bool = False) -> st.SearchStrategy[Any]:
+    """Tag values a client of ``version`` may write: strings, and from 8.0 arrays of strings in
+    ``tags`` objects. ``single``: the body of PUT .../tags/{name}, a string until 8.2 made it
+    "string or array of strings" too."""
+    if not since(version, "8.2" if single else "8.0"):
+        return tag_values
+    return st.one_of(tag_values, tag_values, tag_lists)
+
+
+def tags_for(version: str) -> st.SearchStrategy[dict[str, Any]]:
+    return tags if not since(version, "8.0") else st.dictionaries(tag_names, tag_values_for(version), max_size=3)
+
+
+def tag_filter_values(version: str) -> st.SearchStrategy[str]:
+    """Values of a ``tag.{name}`` query. 7.0: one exact string (any tag value, commas included).
+    8.0+: a comma-separated list matched any-of, of the pattern of ``url-tag-list.json``
+    (``^([^,]+(,[^,]+)*)?$``: no empty element; the empty string is allowed)."""
+    if not since(version, "8.0"):
+        return tag_values
+    return st.sampled_from(["news", "sport", "en", "ünï", "v" * 40, "news,sport", "a,b", "en,ünï,zz", ""])
+
+
 mime = st.sampled_from(["video/h264", "video/mp2t", "audio/aac", "text/vtt", "image/jpeg", "application/mxf"])
 bit_rates = st.integers(0, 10**7)
 ratios = st.fixed_dictionaries({"numerator": st.integers(1, 60_000)}, optional={"denominator": st.integers(1, 1001)})
 
 
-def essence_parameters(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+def essence_parameters(kind: str, version: str = "7.0") -> st.SearchStrategy[dict[str, Any]]:
+    """Valid ``essence_parameters`` of a ``kind`` flow for ``version``.
+
+    Video: 7.0 leaves ``frame_rate`` optional; from 8.0 (flow-video.json, ADR-0041) it MUST be set
+    unless ``vfr`` is true, and MUST NOT be set when it is. 8.2 adds ``init_segments`` (video,
+    audio, data, multi); only ``false`` is sent (``true`` requires every object to have an
+    ``init_object``).
+    """
+    eight = since(version, "8.0")
+    extra: dict[str, st.SearchStrategy[Any]] = {}
+    if since(version, "8.2") and kind in ("video", "audio", "data", "multi"):
+        extra["init_segments"] = st.just(False)
     if kind == "video":
-        return st.fixed_dictionaries(
-            {"frame_width": st.sampled_from([640, 1280, 1920]), "frame_height": st.sampled_from([360, 720, 1080])},
-            optional={
-                "frame_rate": ratios,
-                "bit_depth": st.sampled_from([8, 10]),
-                "interlace_mode": st.sampled_from(["progressive", "interlaced_tff"]),
-                "colorspace": st.sampled_from(["BT709", "BT2020"]),
-                "transfer_characteristic": st.sampled_from(["SDR", "HLG", "PQ"]),
-            },
-        )
+        common = {
+            "bit_depth": st.sampled_from([8, 10]),
+            "interlace_mode": st.sampled_from(["progressive", "interlaced_tff"]),
+            "colorspace": st.sampled_from(["BT709", "BT2020"]),
+            "transfer_characteristic": st.sampled_from(["SDR", "HLG", "PQ"]),
+            **extra,
+        }
+        size = {"frame_width": st.sampled_from([640, 1280, 1920]), "frame_height": st.sampled_from([360, 720, 1080])}
+        if not eight:
+            return st.fixed_dictionaries(size, optional={"frame_rate": ratios, **common})
+        fixed = st.fixed_dictionaries({**size, "frame_rate": ratios}, optional={"vfr": st.just(False), **common})
+        variable = st.fixed_dictionaries({**size, "vfr": st.just(True)}, optional=common)
+        return st.one_of(fixed, fixed, fixed, variable)
     if kind == "image":
         return st.fixed_dictionaries(
             {"frame_width": st.sampled_from([640, 1920]), "frame_height": st.sampled_from([360, 1080])}
@@ -111,16 +159,20 @@ def essence_parameters(kind: str) -> st.SearchStrategy[dict[str, Any]]:
     if kind == "audio":
         return st.fixed_dictionaries(
             {"sample_rate": st.sampled_from([44100, 48000]), "channels": st.integers(1, 16)},
-            optional={"bit_depth": st.sampled_from([16, 24])},
+            optional={"bit_depth": st.sampled_from([16, 24]), **extra},
         )
     if kind == "data":
-        return st.fixed_dictionaries({}, optional={"data_type": st.just("urn:x-tams:data:subtitle")})
+        return st.fixed_dictionaries({}, optional={"data_type": st.just("urn:x-tams:data:subtitle"), **extra})
+    if kind == "multi":  # 8.2 only: multi flows gained a (closed) essence_parameters object
+        return st.fixed_dictionaries({}, optional=extra)
     raise ValueError(kind)
 
 
 @st.composite
-def flows(draw: st.DrawFn, kind: str | None = None, container: bool | None = None) -> dict[str, Any]:
-    """A valid flow body of ``kind`` (any when None), without ``id``/``source_id``.
+def flows(
+    draw: st.DrawFn, kind: str | None = None, container: bool | None = None, version: str = "7.0"
+) -> dict[str, Any]:
+    """A valid flow body of ``kind`` (any when None) for TAMS ``version``, without ``id``/``source_id``.
 
     ``container``: True/False forces ``container`` set/unset; None leaves it to chance (mostly set).
     """
@@ -128,9 +180,12 @@ def flows(draw: st.DrawFn, kind: str | None = None, container: bool | None = Non
     body: dict[str, Any] = {"format": FORMATS[kind]}
     if kind != "multi":
         body["codec"] = draw(mime)
-        body["essence_parameters"] = draw(essence_parameters(kind))
-    elif draw(st.booleans()):
-        body["codec"] = draw(mime)
+        body["essence_parameters"] = draw(essence_parameters(kind, version))
+    else:
+        if draw(st.booleans()):
+            body["codec"] = draw(mime)
+        if since(version, "8.2") and draw(st.booleans()):
+            body["essence_parameters"] = draw(essence_parameters(kind, version))
     if container is None:
         # Hypothesis favours the first choice: make it the common case.
         container = draw(st.sampled_from([True] * 9 + [False]))
@@ -142,7 +197,7 @@ def flows(draw: st.DrawFn, kind: str | None = None, container: bool | None = Non
             optional={
                 "label": labels,
                 "description": labels,
-                "tags": tags,
+                "tags": tags_for(version),
                 "avg_bit_rate": bit_rates,
                 "max_bit_rate": bit_rates,
                 "generation": st.integers(0, 3),
@@ -289,3 +344,19 @@ def relative_timeranges(draw: st.DrawFn, existing: list[Range]) -> str:
         return _spell(start, draw(st.integers(start + 1, other.end - 1)), True, False, bare_ok)
     middle = other.start + max(1, (other.end - other.start) // 2)
     return _spell(middle, other.end + step, True, False, bare_ok)
+
+
+# --------------------------------------------------------------------------- collections
+
+roles = st.sampled_from(["video", "L", "R", "role0"])
+
+
+def collection_items(members: list[str], version: str = "7.0") -> st.SearchStrategy[list[dict[str, Any]]]:
+    """A ``flow_collection`` of distinct ``members``. ``role`` is required in 7.0 (collection-item.json)
+    and optional from 8.2 (ADR-0056), where the list is also ordered."""
+    item = (
+        st.fixed_dictionaries({"id": st.sampled_from(members)}, optional={"role": roles})
+        if since(version, "8.2")
+        else st.fixed_dictionaries({"id": st.sampled_from(members), "role": roles})
+    )
+    return st.lists(item, max_size=3, unique_by=lambda i: i["id"])

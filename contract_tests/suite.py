@@ -54,6 +54,18 @@ class SuiteConfig:
         """Whether the target is tested as ``version`` or later."""
         return version_tuple(self.version) >= version_tuple(version)
 
+    @property
+    def rules_version(self) -> str:
+        """The version whose rules requests follow and answers are judged by: the version tested,
+        or the older one of the same major the server reports (8.1 tested as 8.2), as in
+        ``unsupported``: what came later is not asked of it. Requests valid for the older version
+        are valid for the newer one too."""
+        tested = version_tuple(self.version)
+        server = self.server_version
+        if server and version_tuple(server)[:1] == tested[:1] and version_tuple(server) < tested:
+            return str(server)
+        return str(self.version)
+
     def unsupported(self, version: str, feature: str) -> str | None:
         """Why ``feature`` (added in ``version``) is not checked on this target, or None when it is.
 

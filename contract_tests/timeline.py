@@ -1,7 +1,8 @@
 """TAMS TimeRange maths written independently of any server: the suite's own brute-force oracle.
 
 Deliberately a second, naive implementation (no server code is imported), so that a bug shared by
-a server and its time maths cannot hide itself. Semantics (TAMS 7.0, appnote 0008):
+a server and its time maths cannot hide itself. Semantics (appnote 0008; the TimeRange and Timestamp
+grammars are the same in TAMS 7.0 and 8.2, which only documents ``_`` and ``()`` in more words):
 
 * a missing clusivity marker next to a timestamp means inclusive (``0:0_10:0`` is ``[0:0_10:0]``);
 * a marker next to an omitted timestamp is ignored; marker-only strings are empty;
