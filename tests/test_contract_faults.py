@@ -9,6 +9,17 @@ For each fault the suite runs in its usual order (properties checked by brute fo
 differential model, schemathesis fuzzing) until the first check fails; then the differential model
 runs alone, to show it finds every fault by itself too. The times are printed at the end of the
 run (``tams contract faults`` sections) and recorded in the JUnit properties.
+
+Beyond finding each fault:
+
+* an operation that answers 404 to everything never gets the verdict ``passed`` (the verdicts are
+  computed from what the checks sent, as the plugin computes them);
+* a server that reports another ``api_version`` (8.1, 9.0) is still tested: the differential model
+  runs on and finds a real fault;
+* the 8.2 faults (``FAULTS_V8``: ``sort_by`` ignored, any-of tag filters read as one value, webhook
+  DELETE by id ignored, ``min_object_timeout`` missing) are found by the 8.2 checks of
+  ``contract_tests.checks_v8``, on an 8.2 target tested with the 8.2 spec (these tests skip while a
+  check they need does not exist).
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import importlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,22 +37,26 @@ from typing import Any
 import pytest
 
 import handlers._params
+import spec as shipped_specs
 import tams_server.app
 from backends import rules
+from backends.base import ListingOrder, TagFilter
 from backends.memory import flows as memory_flows
 from backends.memory import objects as memory_objects
 from backends.memory import profiles as memory_profiles
 from backends.memory import segments as memory_segments
-from contract_tests import checks, differential
+from contract_tests import checks, differential, verdicts
 from contract_tests import spec as contract_spec
 from contract_tests.errors import ContractFailure
 from contract_tests.errors import find as find_failure
 from contract_tests.fuzz import Fuzzer
 from contract_tests.suite import Context, SuiteConfig
 from contract_tests.target import Target, in_process
+from handlers.versions.dialect import Dialect
 from tams_server import context
 
 OFFICIAL_SPEC = Path(__file__).resolve().parents[2] / "shared/tams-spec/api/TimeAddressableMediaStore.yaml"
+OFFICIAL_SPEC_V8 = Path(__file__).resolve().parents[2] / "shared/tams-spec-8.2/api/TimeAddressableMediaStore.yaml"
 # Give up on a fault after this long (the suite must find each one well within it).
 FAULT_BUDGET_S = 120.0
 FOUND: dict[str, tuple[float, str, str]] = {}
@@ -249,6 +266,115 @@ FAULTS: dict[str, Callable[[Any], contextlib.AbstractContextManager[None]]] = {
 }
 
 
+@contextlib.contextmanager
+def flow_tags_answer_404(backend: Any) -> Iterator[None]:
+    """``GET /flows/{flowId}/tags`` answers 404 to everything (the route is as good as missing)."""
+    from starlette.responses import JSONResponse
+
+    route = re.compile(r"^(/v\d+\.\d+)?/flows/[^/]+/tags/?$")
+
+    def call(original: Callable[..., Any]) -> Callable[..., Any]:
+        async def faulty(self: Any, scope: Any, receive: Any, send: Any) -> None:
+            if (
+                self.backend is backend
+                and scope.get("type") == "http"
+                and scope.get("method") == "GET"
+                and route.match(scope.get("path", ""))
+            ):
+                body = {"type": "NotFound", "summary": "not found", "time": "2024-01-01T00:00:00Z"}
+                await JSONResponse(body, status_code=404)(scope, receive, send)
+                return
+            await original(self, scope, receive, send)
+
+        return faulty
+
+    with _patched(tams_server.app.TamsApp, "__call__", call):
+        yield
+
+
+@contextlib.contextmanager
+def api_version_reported_as(backend: Any, version: str) -> Iterator[None]:
+    """``/service`` says ``api_version`` is ``version`` (the API served is unchanged)."""
+
+    def service(original: Callable[..., Any]) -> Callable[..., Any]:
+        def faulty(self: Any, info: Any) -> Any:
+            shown = original(self, info)
+            return {**shown, "api_version": version} if _serving(backend) else shown
+
+        return faulty
+
+    with _patched(Dialect, "service", service):
+        yield
+
+
+# 8.2 faults. ``FAULTS_V8`` gives for each the check of ``contract_tests.checks_v8`` that must find
+# it, under every name that check has had.
+
+
+@contextlib.contextmanager
+def sort_by_ignored(backend: Any) -> Iterator[None]:
+    """``/flows`` always lists by ``created`` (newest first), whatever ``sort_by`` says."""
+
+    def list_flows(original: Callable[..., Any]) -> Callable[..., Any]:
+        def faulty(query: Any, page: Any) -> Any:
+            order = ListingOrder("created", newest_first=True, reverse=query.order.reverse)
+            return original(dataclasses.replace(query, order=order), page)
+
+        return faulty
+
+    with _patched(backend, "list_flows", list_flows):
+        yield
+
+
+@contextlib.contextmanager
+def any_of_tags_ignored(backend: Any) -> Iterator[None]:
+    """``tag.x=a,b`` selects only the value ``a,b`` (the list is not read as any-of)."""
+
+    def tag_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+        def faulty(prefix: str = "tag.", exists_prefix: str = "tag_exists.") -> Any:
+            found = original(prefix, exists_prefix)
+            if not _serving(backend):
+                return found
+            raw = dict(handlers._params.request.query_params.multi_items())
+            equals = {name: frozenset([raw.get(prefix + name, "")]) for name in found.equals}
+            return TagFilter(equals, found.exists)
+
+        return faulty
+
+    with _patched(handlers._params, "tag_filter", tag_filter):
+        yield
+
+
+@contextlib.contextmanager
+def webhook_delete_ignored(backend: Any) -> Iterator[None]:
+    """``DELETE /service/webhooks/{webhookId}`` answers 204 (404 when unknown) but keeps the webhook."""
+
+    def delete_webhook(original: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda webhook_id: backend.get_webhook(webhook_id) and None
+
+    with _patched(backend, "delete_webhook", delete_webhook):
+        yield
+
+
+@contextlib.contextmanager
+def min_object_timeout_missing(backend: Any) -> Iterator[None]:
+    """``/service`` has no ``min_object_timeout`` (required since 8.1)."""
+
+    def service_info(original: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda: {k: v for k, v in original().items() if k != "min_object_timeout"}
+
+    with _patched(backend, "service_info", service_info):
+        yield
+
+
+FAULTS_V8: dict[str, tuple[Callable[[Any], contextlib.AbstractContextManager[None]], tuple[str, ...]]] = {
+    "sort_by ignored on /flows": (sort_by_ignored, ("listing_order", "sort_orders")),
+    "any-of tag filter read as one value": (any_of_tags_ignored, ("tag_filters",)),
+    "webhook DELETE by id ignored": (webhook_delete_ignored, ("webhooks_by_id",)),
+    "min_object_timeout missing from /service": (min_object_timeout_missing, ("service_timeouts", "service_v8")),
+}
+
+
 # --------------------------------------------------------------------------- running the suite
 
 
@@ -318,17 +444,20 @@ def test_the_suite_finds_the_fault(
     found: tuple[float, str, ContractFailure] | None = None
     started = time.monotonic()
     with FAULTS[fault](target.backend):
-        for name, check in suite_checks(ctx, str(spec.path)):
-            try:
-                check()
-            except Exception as exc:
-                failure = find_failure(exc)
-                if failure is None:
-                    raise
-                found = (time.monotonic() - started, name, failure)
-                break
-            if time.monotonic() - started > FAULT_BUDGET_S:
-                break
+        # The whole run again (new random cases) while the budget lasts: a fault only random cases
+        # reach may take more than one run.
+        while found is None and time.monotonic() - started < FAULT_BUDGET_S:
+            for name, check in suite_checks(ctx, str(spec.path)):
+                try:
+                    check()
+                except Exception as exc:
+                    failure = find_failure(exc)
+                    if failure is None:
+                        raise
+                    found = (time.monotonic() - started, name, failure)
+                    break
+                if time.monotonic() - started > FAULT_BUDGET_S:
+                    break
     assert found is not None, f"the suite did not find the fault {fault!r} in {time.monotonic() - started:.1f} s"
     seconds, check, failure = found
     FOUND[fault] = (seconds, check, _first_line(failure))
@@ -366,3 +495,169 @@ def test_without_faults_the_same_checks_pass(apps: tuple[Target, Target]) -> Non
     checks.segment_timeline(ctx)
     checks.source_lifecycle(ctx)
     checks.read_only_enforced(ctx)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def run_like_the_plugin(ctx: Context, steps: list[tuple[str, Callable[[], None]]]) -> verdicts.TargetRecord:
+    """Run ``steps`` (check name, check) and record per operation what they got and which failed,
+    as the plugin does for its tests (``plugin._tally``); fuzz steps are named ``fuzz <operation>``."""
+    record = verdicts.TargetRecord()
+    for name, check in steps:
+        ctx.api.hits, ctx.api.warnings = {}, []
+        label = name.removeprefix("fuzz ") if name.startswith("fuzz ") else None
+        check_name = verdicts.FUZZ_CHECK if label else name
+        failure = None
+        try:
+            check()
+        except Exception as exc:
+            failure = find_failure(exc)
+            if failure is None:
+                raise
+        record.observe(check_name, ctx.api.hits, ctx.api.warnings)
+        if failure is not None:
+            if failure.operation is None and label:
+                failure.operation = label
+            record.failed(check_name, failure, str(failure), expected=False)
+    return record
+
+
+def every_check(ctx: Context, spec_path: str) -> list[tuple[str, Callable[[], None]]]:
+    """What a run of the suite's own tests performs (one budget-scaled pass of each)."""
+    steps = [(name, check) for name, check in suite_checks(ctx, spec_path) if name != "schemathesis"]
+    steps += walkthrough_step(ctx)
+    fuzzer = Fuzzer(ctx, spec_path)
+    for operation in ctx.api.spec.operations if ctx.api.spec else []:
+        if fuzzer.skip_reason(operation.label) is None:
+            steps.append((f"fuzz {operation.label}", lambda label=operation.label: fuzzer.run_operation(label)))
+    steps.append(("fuzz cleanup", fuzzer.cleanup))
+    return steps
+
+
+def walkthrough_step(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+    """The walk through every operation (``contract_tests.walkthrough``), when the suite has it."""
+    walkthrough = _optional_module("contract_tests.walkthrough")
+    if walkthrough is None or not hasattr(walkthrough, "run"):
+        return []
+    return [("every_operation_by_the_book", lambda: walkthrough.run(ctx))]
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def test_an_operation_that_answers_404_to_everything_is_not_passed(apps: tuple[Target, Target]) -> None:
+    target, oracle = apps
+    spec = _oracle_spec()
+    ctx = Context(target.api(spec), SuiteConfig(budget=0.3, shrink=False), lambda: oracle.api(None))
+    faulty = "GET /flows/{flowId}/tags"
+    with flow_tags_answer_404(target.backend):
+        record = run_like_the_plugin(ctx, every_check(ctx, str(spec.path)))
+    got = record.operations.get(faulty, verdicts.OperationRecord())
+    table = "\n".join(line for line, _ in verdicts.table_lines([op.label for op in spec.operations], record))
+    assert got.verdict in (verdicts.FAILED, verdicts.NOT_IMPLEMENTED), f"{faulty} is {got.verdict!r}:\n{table}"
+    # The rest was judged as usual: the fault did not take the run down with it.
+    assert record.operations["PUT /flows/{flowId}"].verdict == verdicts.PASSED, table
+    assert record.operations["GET /flows/{flowId}"].verdict == verdicts.PASSED, table
+    # The control: without the fault, the walk through every operation passes it.
+    if walk := walkthrough_step(ctx):
+        control = run_like_the_plugin(ctx, walk).operations.get(faulty, verdicts.OperationRecord())
+        assert control.verdict == verdicts.PASSED, f"without the fault {faulty} is {control.verdict!r}"
+
+
+# --------------------------------------------------------------------------- 8.2 targets
+
+
+def _spec_v8() -> contract_spec.Spec:
+    """The official 8.2 spec when present, else ours."""
+    return contract_spec.load(str(OFFICIAL_SPEC_V8 if OFFICIAL_SPEC_V8.is_file() else shipped_specs.spec_path("8.2")))
+
+
+@pytest.fixture(scope="module")
+def apps_v8() -> Iterator[tuple[Target, Target]]:
+    version = _spec_v8().version
+    target, oracle = in_process("memory", version=version), in_process("memory", name="oracle", version=version)
+    yield target, oracle
+    target.close()
+    oracle.close()
+
+
+@pytest.mark.parametrize("reported", ["8.1", "9.0"])
+def test_a_server_reporting_another_api_version_is_still_tested(
+    reported: str, apps_v8: tuple[Target, Target], record_property: Callable[[str, Any], None]
+) -> None:
+    """The version a server reports is what the run says it tested against, not a reason to stop:
+    the differential model runs on against the 8.2 reference and finds a real fault."""
+    target, oracle = apps_v8
+    spec = _spec_v8()
+    started = time.monotonic()
+    with api_version_reported_as(target.backend, reported), reverse_order_ignored(target.backend):
+        # What the plugin's pre-flight reads from a server to test it by.
+        seen = target.http.get("/service").json()["api_version"]
+        assert seen == reported
+        config = SuiteConfig(shrink=False, version=spec.version, server_version=seen)
+        ctx = Context(target.api(spec), config, lambda: oracle.api(None))
+        failure = None
+        while failure is None and time.monotonic() - started < FAULT_BUDGET_S:
+            try:
+                differential.run(ctx, examples=15, steps=25)
+            except Exception as exc:
+                failure = find_failure(exc)
+                if failure is None:
+                    raise
+    assert failure is not None, f"the differential model did not find reverse_order ignored in {FAULT_BUDGET_S} s"
+    assert failure.operation == "GET /flows/{flowId}/segments", (
+        f"with api_version {reported} the model stopped at {failure.operation}, not at the fault:\n{failure}"
+    )
+    record_property("seconds_to_find", f"{time.monotonic() - started:.2f}")
+
+
+def _v8_check(names: tuple[str, ...]) -> Callable[[Context], None]:
+    """The first of ``names`` that ``contract_tests.checks_v8`` has (skip while it has none)."""
+    module = _optional_module("contract_tests.checks_v8")
+    if module is None:
+        pytest.skip("contract_tests.checks_v8 does not exist yet")
+    for name in names:
+        if callable(getattr(module, name, None)):
+            return getattr(module, name)
+    pytest.skip(f"contract_tests.checks_v8 has none of {', '.join(names)} yet")
+
+
+@pytest.mark.parametrize("fault", list(FAULTS_V8))
+def test_the_v8_checks_find_the_fault(
+    fault: str, apps_v8: tuple[Target, Target], record_property: Callable[[str, Any], None]
+) -> None:
+    make, names = FAULTS_V8[fault]
+    check = _v8_check(names)
+    target, oracle = apps_v8
+    ctx = Context(target.api(_spec_v8()), SuiteConfig(shrink=False, version="8.2"), lambda: oracle.api(None))
+    started = time.monotonic()
+    failure = None
+    with make(target.backend):
+        try:
+            check(ctx)
+        except Exception as exc:
+            failure = find_failure(exc)
+            if failure is None:
+                raise
+    seconds = time.monotonic() - started
+    assert failure is not None, f"{check.__name__} did not find the fault {fault!r} ({seconds:.1f} s)"
+    FOUND[fault] = (seconds, check.__name__, _first_line(failure))
+    record_property("seconds_to_find", f"{seconds:.2f}")
+    record_property("found_by", check.__name__)
+
+
+def test_without_faults_the_v8_checks_pass(apps_v8: tuple[Target, Target]) -> None:
+    """The control of the 8.2 faults: each check that finds one passes on the same target without it."""
+    target, oracle = apps_v8
+    ctx = Context(target.api(_spec_v8()), SuiteConfig(budget=0.5, version="8.2"), lambda: oracle.api(None))
+    module = _optional_module("contract_tests.checks_v8")
+    found = [getattr(module, n) for _, names in FAULTS_V8.values() for n in names if module and hasattr(module, n)]
+    if not found:
+        pytest.skip("contract_tests.checks_v8 has none of the checks yet")
+    for check in dict.fromkeys(found):
+        check(ctx)
