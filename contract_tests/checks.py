@@ -87,7 +87,7 @@ def register(
 
 def _canon(text: Any) -> str | None:
     try:
-        return str(Range.parse(text)) if isinstance(text, str) else None
+        return Range.parse(text).canonical() if isinstance(text, str) else None
     except ValueError:
         return text
 

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from contract_tests.api import NO_BODY, Api
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope
+from contract_tests.suite import Context, Janitor, Scope, page_key
 
 Case = Any  # schemathesis.Case
 
@@ -131,7 +131,7 @@ class Fuzzer:
             if "{" in template and template != "/flows/{flowId}/segments":
                 continue
             path = template.replace("{flowId}", video)
-            key = self.api.get(path, params={"limit": 1}, check=False).headers.get("x-paging-nextkey")
+            key = page_key(self.api, self.api.get(path, params={"limit": 1}, check=False))
             if not key:
                 continue
             own = self.own_keys.setdefault(template, [])

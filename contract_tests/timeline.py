@@ -38,9 +38,14 @@ def ns_to_ts(ns: int) -> str:
     return f"{sign}{seconds}:{nanos}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Range:
-    """A TimeRange: ``start``/``end`` in ns (None = infinite) and their clusivity; ``empty`` wins."""
+    """A TimeRange: ``start``/``end`` in ns (None = infinite) and their clusivity; ``empty`` wins.
+
+    Two ranges are equal when they hold the same instants. Time is counted in whole nanoseconds,
+    so ``(1:0_2:0)`` and ``[1:1_1:999999999]`` are one range: a server may spell the ranges it
+    computes (a flow's ``timerange``, ``X-Paging-Timerange``) either way.
+    """
 
     start: int | None
     end: int | None
@@ -73,6 +78,30 @@ class Range:
         ):
             return EMPTY
         return cls(start, end, start_inclusive, end_inclusive)
+
+    def _instants(self) -> tuple[int | None, int | None] | None:
+        """First and last instant (None: unbounded on that side); None for a range with none."""
+        if self.empty:
+            return None
+        first = None if self.start is None else self.start + (0 if self.start_inclusive else 1)
+        last = None if self.end is None else self.end - (0 if self.end_inclusive else 1)
+        if first is not None and last is not None and last < first:
+            return None
+        return first, last
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Range) and self._instants() == other._instants()
+
+    def __hash__(self) -> int:
+        return hash(self._instants())
+
+    def canonical(self) -> str:
+        """One spelling per set of instants (inclusive bounds), for comparing by string."""
+        instants = self._instants()
+        if instants is None:
+            return "()"
+        first, last = instants
+        return str(Range.make(first, last, True, True))
 
     def _start_point(self) -> tuple[int, int, int]:
         if self.start is None:
@@ -131,7 +160,7 @@ ETERNITY = Range(None, None, False, False)
 
 
 def same(a: str, b: str) -> bool:
-    """Whether two TimeRange strings denote the same set of instants."""
+    """Whether two TimeRange strings denote the same set of instants (of whole nanoseconds)."""
     return Range.parse(a) == Range.parse(b)
 
 

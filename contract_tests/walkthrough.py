@@ -94,6 +94,8 @@ def run(ctx: Context) -> None:
             walk.finish()
             return
         base = f"/flows/{flow['id']}"
+        walk.step(lambda: walk.expect(api.get(base), (200,)))
+        walk.step(lambda: walk.expect(api.head(base), (200,)))
         walk.step(lambda: _flow_properties(walk, base))
         walk.step(lambda: _tags(walk, base))
         walk.step(lambda: _collection(walk, scope, janitor, base))

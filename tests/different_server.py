@@ -683,16 +683,21 @@ class DifferentServer:
             response.set_json([d.view() for d in items])
             return response
         key = (lambda d: d.expiry or d.created) if params.get("sort_by") == "expiry" else (lambda d: d.created)
-        items.sort(key=lambda d: (key(d), d.id), reverse=True)  # most recent first
-        if params.get("reverse_order", "false").lower() == "true":
-            items.reverse()
+        reverse = params.get("reverse_order", "false").lower() == "true"
+        order = [((key(d).isoformat(), d.id), d) for d in items]
+        order.sort(key=lambda pair: pair[0], reverse=not reverse)  # most recent first, unless reversed
         limit = min(int(params.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)
         limit = DEFAULT_LIMIT if limit < 1 else limit
-        start = int(params["page"]) if params.get("page", "").isdigit() else 0
-        page = items[start : start + max(limit, 1)]
+        # Keyset paging (the page key is the last item's sort key): requests that expire between
+        # pages shift no other item out of the listing, as offsets would.
+        after = tuple(params["page"].split("|", 1)) if "|" in params.get("page", "") else None
+        if after is not None:
+            order = [pair for pair in order if (pair[0] > after if reverse else pair[0] < after)]
+        page = [d for _, d in order[:limit]]
         response.set_json([d.view() for d in page])
-        if start + len(page) < len(items):
-            rest = [(k, v) for k, v in _query_items(query) if k != "page"] + [("page", str(start + len(page)))]
+        if len(order) > limit:
+            last = order[limit - 1][0]
+            rest = [(k, v) for k, v in _query_items(query) if k != "page"] + [("page", f"{last[0]}|{last[1]}")]
             url = f"{scope['path']}?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in rest)
             if not self.choices.relative_urls:
                 url = self._origin(scope) + url

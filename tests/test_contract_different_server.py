@@ -6,15 +6,8 @@ error wording, content types, object ids, ...). A suite that fails it mistakes o
 contract. It runs as its users run it: ``tams-conformance --url`` against a real server process,
 as 8.2 and as 7.0, with the official spec as oracle when present.
 
-Two configurations of it are tested:
-
-* ``accepted``: every choice but those the suite still raises false alarms on
-  (``KNOWN_FALSE_ALARMS``): the suite must pass it (warnings allowed);
-* ``every choice``: expected to pass once the suite is fixed; until then an xfail naming the
-  false alarms (and the run stops at its first failure).
-
-The four runs (each against its own server process) start together, with a reduced budget: on two
-cores they take about twice the longest.
+The suite must pass it, with warnings (the optional paging headers it does not send). Both runs
+(each against its own server process) start together, with a reduced budget.
 """
 
 from __future__ import annotations
@@ -46,35 +39,6 @@ VERSIONS = ("8.2", "7.0")
 TOKEN = "tams_different-server-token"
 RUN_TIMEOUT_S = 600
 BUDGET = "0.3"
-
-# The choices of the different server the suite still raises false alarms on (each is allowed by
-# the spec; see tests/different_server.py). The key is the choice; the value what the suite does.
-KNOWN_FALSE_ALARMS = {
-    "relative_urls": (
-        "path-absolute Link and Location (RFC 9110/8288 URI references; the spec's own example is "
-        "'/flow-delete-request/{request-id}') are joined to the client's base URL instead of resolved "
-        "against the request URL: under /v8.2 the suite requests /v8.2/v8.2/... (404): list_all paging "
-        "('expected 200, got GET .../v8.2/v8.2/flows?...page=...', 'page=... (X-Paging-NextKey) and the "
-        "Link URL give different pages'); wait_for_deletion takes the 404 for 'finished and expired' and "
-        "stops waiting ('[sources] expected 404 (after its last flow)', '[timeline] after deleting ...')"
-    ),
-    "inclusive_timeranges": (
-        "a flow's timerange written with inclusive bounds ('[1:1_1:999999999]' for '(1:0_2:0)', the "
-        "same nanosecond timestamps) fails checks._flow_timerange ('[timeline] GET /flows/{flowId}: "
-        "flow timerange ... is ..., its segments span ...') and the differential's flow comparison: "
-        "timeline.Range does not canonicalise exclusive/inclusive bounds"
-    ),
-    "storage_sizes": (
-        "storage allocation with its own default count (3 objects without a limit) fails the "
-        "differential ('[differential] POST /flows/{flowId}/storage: body differs ... count 3 vs 10'): "
-        "differential._storage compares the count even when the request gave none"
-    ),
-    "paging_headers": (
-        "no X-Paging-NextKey (declared, not required) crashes the differential: "
-        "_compare_segments reads got.pages[0].headers['x-paging-nextkey'] (KeyError, not a "
-        "ContractFailure)"
-    ),
-}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -165,7 +129,7 @@ class Server:
                 time.sleep(0.1)
 
 
-def _start_server(work: Path, off: list[str]) -> Server:
+def _start_server(work: Path) -> Server:
     port = _free_port()
     log = work / "server.log"
     env = _env(
@@ -173,7 +137,6 @@ def _start_server(work: Path, off: list[str]) -> Server:
         TAMS_ADMIN_TOKEN=TOKEN,
         TAMS_DATA_DIR=str(work / "data"),
         TAMS_WEBHOOKS_ALLOW_PRIVATE="true",
-        DIFFERENT_SERVER_OFF=",".join(off),
     )
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -186,7 +149,7 @@ def _start_server(work: Path, off: list[str]) -> Server:
     return Server(process, f"http://127.0.0.1:{port}", log)
 
 
-def _start_run(name: str, url: str, version: str, work: Path, extra: list[str]) -> Run:
+def _start_run(url: str, version: str, work: Path) -> Run:
     junit, report = work / f"{version}.xml", work / f"{version}.json"
     spec = OFFICIAL_SPECS[version]
     command = [
@@ -204,74 +167,53 @@ def _start_run(name: str, url: str, version: str, work: Path, extra: list[str]) 
         "--budget",
         BUDGET,
         "-q",
-        *extra,
     ]
     process = subprocess.Popen(
         command, cwd=work, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    return Run(f"{name} (TAMS {version})", process, junit, report)
-
-
-# Per configuration: the choices turned off, and what the run passes on to pytest. Until the suite
-# is fixed, the run against every choice stops at its first failure (it is an xfail anyway).
-CONFIGS: dict[str, tuple[list[str], list[str]]] = {
-    "accepted": (sorted(KNOWN_FALSE_ALARMS), []),
-    "every choice": ([], ["--", "-x"]),
-}
+    return Run(f"the different server (TAMS {version})", process, junit, report)
 
 
 @pytest.fixture(scope="module")
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
-    """The runs the selected tests of this module need, started together against one server per
-    configuration."""
-    wanted: dict[str, set[str]] = {}
-    for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if item.module is request.module and callspec is not None and "config" in callspec.params:
-            wanted.setdefault(callspec.params["config"], set()).add(callspec.params["version"])
-    servers: dict[tuple[str, str, Path], Server] = {}
+    """The runs the selected tests of this module need (by version), started together, each
+    against a server of its own."""
+    wanted = {
+        item.callspec.params["version"]
+        for item in request.session.items
+        if item.module is request.module and "version" in getattr(getattr(item, "callspec", None), "params", {})
+    }
+    servers: dict[str, tuple[Server, Path]] = {}
     started: dict[str, Run] = {}
     try:
         # One server per run: a run reads what the store already holds (test_existing_flows), which
         # another run writing to the same store would change under it.
-        for config, versions in wanted.items():
-            for version in sorted(versions):
-                work = tmp_path_factory.mktemp(f"{config.replace(' ', '-')}-{version}")
-                servers[config, version, work] = _start_server(work, CONFIGS[config][0])
-        for (config, version, work), server in servers.items():
-            started[f"{config} {version}"] = _start_run(config, server.ready(), version, work, CONFIGS[config][1])
+        for version in sorted(wanted):
+            work = tmp_path_factory.mktemp(f"different-{version}")
+            servers[version] = (_start_server(work), work)
+        for version, (server, work) in servers.items():
+            started[version] = _start_run(server.ready(), version, work)
         yield started
     finally:
         for run in started.values():
             if run.process.poll() is None:
                 run.process.kill()
                 run.process.wait()
-        for server in servers.values():
+        for server, _ in servers.values():
             server.process.terminate()
             server.process.wait(timeout=10)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("config", ["accepted"])
-def test_the_suite_accepts_another_servers_choices(config: str, version: str, runs: dict[str, Run]) -> None:
-    """Every choice the suite understands: it passes, with warnings for the optional headers."""
-    run = runs[f"{config} {version}"].wait()
+def test_the_suite_accepts_another_servers_choices(version: str, runs: dict[str, Run]) -> None:
+    """Every choice the spec leaves open, made differently: the suite passes, with warnings (and
+    only warnings) for the optional headers the server leaves out."""
+    run = runs[version].wait()
     failures = run.failures()
     assert run.process.returncode == 0 and not failures, "\n".join(failures) + "\n" + run.tail
     target = run.json_report()
     assert target["service"].get("type") == "urn:x-tams:service.different-example", target["service"]
-    assert "FAILED" not in target["verdicts"], target["verdicts"]
+    others = {op: r["verdict"] for op, r in target["operations"].items() if r["verdict"] != "passed"}
+    assert set(others.values()) <= {"not reached"}, others
     assert target["verdicts"].get("passed", 0) > 60, target["verdicts"]
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("config", ["every choice"])
-@pytest.mark.xfail(
-    strict=False,
-    reason="false alarms of the suite against choices the spec allows: "
-    + "; ".join(f"{choice}: {what}" for choice, what in KNOWN_FALSE_ALARMS.items()),
-)
-def test_the_suite_passes_against_every_choice(config: str, version: str, runs: dict[str, Run]) -> None:
-    run = runs[f"{config} {version}"].wait()
-    failures = run.failures()
-    assert run.process.returncode == 0 and not failures, "\n".join(failures) + "\n" + run.tail
+    assert any(w["check"] == "paging-headers" for w in target["warnings"]), target["warnings"]

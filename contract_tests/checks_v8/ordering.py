@@ -187,4 +187,4 @@ def paged_listings(ctx: Context) -> None:
                 )
             for listing in (before, paged):
                 check_order(api, listing, key, newest_first, reverse, params, "ordering")
-            head_matches_get(api, before.pages[0], check)
+            head_matches_get(api, before.pages[0], check, volatile=volatile)
