@@ -29,13 +29,21 @@ from contract_tests import strategies as S
 from contract_tests import timeline
 from contract_tests.api import NO_BODY, Api, describe
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, list_all, next_link, page_key, wait_for_deletion
+from contract_tests.suite import (
+    Context,
+    Janitor,
+    Scope,
+    list_all,
+    loopback_url,
+    next_link,
+    page_key,
+    wait_for_deletion,
+)
 from contract_tests.timeline import Range
 
 CHECK = "differential"
 VOLATILE_FLOW = ("created", "metadata_updated", "segments_updated", "created_by", "updated_by")
 VOLATILE_SOURCE = ("created", "updated", "created_by", "updated_by")
-EXTERNAL_URL = "http://127.0.0.1:9/conformance/"  # never fetched: an uncontrolled get_url for the record
 
 
 def _rfc3339(value: Any) -> bool:
@@ -730,7 +738,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                             "sample_offset": st.integers(0, 50),
                             "sample_count": st.integers(1, 50),
                             "key_frame_count": st.integers(0, 5),
-                            "get_urls": st.just([{"url": EXTERNAL_URL + str(uuid.uuid4()), "label": "external"}]),
+                            "get_urls": st.builds(lambda: [{"url": loopback_url(), "label": "external"}]),
                         },
                     ),
                     label="fields",

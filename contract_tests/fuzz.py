@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from contract_tests.api import NO_BODY, Api
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, page_key
+from contract_tests.suite import Context, Janitor, Scope, loopback_url, page_key
 
 Case = Any  # schemathesis.Case
 
@@ -46,7 +46,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-LOOPBACK_HOOK = "http://127.0.0.1:9/conformance/"
 # Operations that create what cannot be deleted, or change the live service: never sent remotely.
 NOT_REMOTE = {
     "POST /service": "it would rename the live service",
@@ -145,7 +144,7 @@ class Fuzzer:
         on /service/webhooks/{webhookId} to find."""
         if not self.webhooks_by_id or self.janitor.webhook_ids:
             return
-        body = {"url": LOOPBACK_HOOK + str(uuid.uuid4()), "events": ["flows/created"], "status": "disabled"}
+        body = {"url": loopback_url(), "events": ["flows/created"], "status": "disabled"}
         self.janitor.webhook(body, self.api.post("/service/webhooks", body, check=False))
 
     def _seed_profile(self) -> None:
@@ -256,16 +255,16 @@ class Fuzzer:
                         item["init_object_id"] = f"conformance-{uuid.uuid4()}"
                     for url in item.get("get_urls") or []:
                         if isinstance(url, dict):
-                            url["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
+                            url["url"] = loopback_url()
         elif template.endswith("/storage") and isinstance(body, dict) and isinstance(body.get("object_ids"), list):
             body["object_ids"] = [f"conformance-{uuid.uuid4()}" for _ in body["object_ids"]]
         elif template.startswith("/service/webhooks") and method in ("POST", "PUT") and isinstance(body, dict):
-            body["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
+            body["url"] = loopback_url()
             if "webhookId" in params:  # 8.0 webhook-put.json: the body names the webhook it updates
                 body["id"] = params["webhookId"]
         elif template == "/objects/{objectId}/instances" and method == "POST" and isinstance(body, dict):
             if "url" in body:  # an uncontrolled instance: never anybody's real URL
-                body["url"] = LOOPBACK_HOOK + str(uuid.uuid4())
+                body["url"] = loopback_url()
         elif template == "/objects/{objectId}/instances" and method == "DELETE":
             known = self.instance_labels.get(params["objectId"], [])
             if known and data.draw(st.booleans(), label="a label it has?"):

@@ -25,6 +25,9 @@ from contract_tests.errors import ContractFailure
 
 RUN_TAG = "conformance_run"
 SCOPE_TAG = "conformance_scope"
+# A closed port on the server's own loopback (discard): every URL the suite hands a server
+# (webhook receivers, uncontrolled instances) points here, so nothing is ever sent anywhere.
+CLOSED_LOOPBACK = "http://127.0.0.1:9/conformance"
 _LINK = re.compile(r'^\s*<([^>]+)>\s*;\s*rel="?next"?\s*$')
 
 
@@ -239,6 +242,27 @@ def deleted(api: Api, response: httpx.Response, wait_s: float) -> bool:
         wait_for_deletion(api, response, wait_s)
         return True
     return False
+
+
+def loopback_url() -> str:
+    """A fresh URL on ``CLOSED_LOOPBACK``."""
+    return f"{CLOSED_LOOPBACK}/{uuid.uuid4()}"
+
+
+def refused_receiver(api: Api, response: httpx.Response) -> bool:
+    """Whether the server refused the suite's webhook receiver (on loopback) with 400: a server
+    may refuse receivers on private addresses (an SSRF guard), and the suite sends nowhere else.
+    Said as a warning: webhook registration then goes unchecked."""
+    if response.status_code != 400:
+        return False
+    api.warn(
+        "the server refused a webhook receiver on a loopback address (400), so webhook registration was not "
+        "checked; allow loopback receivers while testing to check it",
+        api.operation_of(response),
+        "webhook-receiver",
+        "the suite registers only receivers that cannot be reached (a closed loopback port)",
+    )
+    return True
 
 
 # --------------------------------------------------------------------------- paging

@@ -19,11 +19,10 @@ import httpx
 
 from contract_tests.api import Api, describe
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, wait_for_deletion
+from contract_tests.suite import Context, Janitor, Scope, loopback_url, refused_receiver, wait_for_deletion
 
 CHECK = "walkthrough"
 CITE = "the spec: a valid request gets the operation's success status, and what is written reads back"
-HOOK_URL = "http://127.0.0.1:9/conformance/"  # a closed loopback port: never delivered
 SEGMENTS_FOR_DELETE = 6  # a flow this large may be deleted asynchronously (202)
 
 
@@ -193,7 +192,7 @@ def _segments_and_objects(walk: Walk, flow_id: str) -> None:
 def _webhooks_7_0(walk: Walk, janitor: Janitor) -> None:
     """7.0: a registration is identified by its URL (and API key); ``events: []`` removes it."""
     api = walk.api
-    body = {"url": HOOK_URL + str(uuid.uuid4()), "events": ["flows/created"]}
+    body = {"url": loopback_url(), "events": ["flows/created"]}
     response = api.post("/service/webhooks", body)
     if refused_receiver(api, response):
         return
@@ -204,21 +203,6 @@ def _webhooks_7_0(walk: Walk, janitor: Janitor) -> None:
         raise ContractFailure(f"a new webhook is not listed: {describe(response)}", "GET /service/webhooks", CHECK)
     walk.expect(api.head("/service/webhooks"), (200,))
     walk.expect(api.post("/service/webhooks", {**body, "events": []}), (204,), "events: [] removes it")
-
-
-def refused_receiver(api: Api, response: httpx.Response) -> bool:
-    """Whether the server refused the suite's receiver URL (a closed loopback port): a server may
-    refuse receivers on private addresses (an SSRF guard), and the suite sends nowhere else."""
-    if response.status_code != 400:
-        return False
-    api.warn(
-        "the server refused a webhook receiver on a loopback address (400), so webhook registration was not "
-        "checked; allow loopback receivers while testing to check it",
-        api.operation_of(response),
-        "webhook-receiver",
-        "the suite registers only receivers that cannot be reached (a closed loopback port)",
-    )
-    return True
 
 
 def _delete_flow(walk: Walk, ctx: Context, flow_id: str) -> None:

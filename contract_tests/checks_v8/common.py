@@ -22,8 +22,6 @@ STORAGE = "POST /flows/{flowId}/storage"
 OBJECT = "/objects/{objectId}"
 INSTANCES = "/objects/{objectId}/instances"
 
-# A closed port on loopback (discard): registrations point here so that no event reaches anyone.
-CLOSED_LOOPBACK = "http://127.0.0.1:9/conformance"
 LABEL_PREFIX = "tams-conformance"
 
 _TIMESTAMP = re.compile(r"^-?(0|[1-9][0-9]*):(0|[1-9][0-9]{0,8})$")

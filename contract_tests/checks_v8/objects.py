@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from contract_tests.api import Api, describe
 from contract_tests.checks import allocate, create_flow, new_id, upload
 from contract_tests.checks_v8.common import (
-    CLOSED_LOOPBACK,
     INSTANCES,
     LABEL_PREFIX,
     OBJECT,
@@ -22,7 +21,7 @@ from contract_tests.checks_v8.common import (
     video_flow,
 )
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, list_all
+from contract_tests.suite import Context, list_all, loopback_url
 
 # --------------------------------------------------------------------------- 3. object instances
 
@@ -47,7 +46,7 @@ def object_instances(ctx: Context) -> None:
             raise ContractFailure(f"a registered object has no get_urls: {path}", op("GET", OBJECT), check)
 
         label = f"{LABEL_PREFIX}-{uuid.uuid4()}"
-        url = f"{CLOSED_LOOPBACK}/{uuid.uuid4()}"
+        url = loopback_url()
         api.expect(api.post(f"{path}/instances", {"url": url, "label": label}), [201], check)
         for where, operation, urls in _where_listed(api, flow["id"], object_id, check, verbose=True):
             mine = [u for u in urls if u.get("url") == url]
@@ -328,7 +327,7 @@ def unregistered_objects(ctx: Context) -> None:
         why = "allocated by /storage, not yet on a segment (8.1: MUST be 404)"
         api.expect(api.get(path), [404], check, why)
         api.expect(api.head(path), [404], check, why)
-        instance = {"url": f"{CLOSED_LOOPBACK}/{uuid.uuid4()}", "label": f"{LABEL_PREFIX}-{uuid.uuid4()}"}
+        instance = {"url": loopback_url(), "label": f"{LABEL_PREFIX}-{uuid.uuid4()}"}
         api.expect(api.post(f"{path}/instances", instance), [404], check, why)
         api.expect(api.delete(f"{path}/instances", params={"label": instance["label"]}), [404], check, why)
         api.expect(api.get(f"/objects/{new_id()}"), [404], check, "an id nobody allocated")
