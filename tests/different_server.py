@@ -75,7 +75,7 @@ each one causes. What the spec (7.0 and 8.2) says that allows each choice:
     ``created``.
 
 Run it with ``python tests/different_server.py --port N`` (settings from ``TAMS_*`` variables, as
-``tams-server``), or in process with ``in_process(version)``.
+``tams-server``; ``DIFFERENT_SERVER_OFF=choice,...`` makes those choices as ours does).
 """
 
 from __future__ import annotations
@@ -86,10 +86,7 @@ import datetime as dt
 import json
 import os
 import re
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -721,37 +718,6 @@ def app_factory() -> DifferentServer:
     settings = load()
     settings.async_delete_threshold = 10**9  # every 202 is this server's own
     return wrap(create_app(settings), Choices.from_env())
-
-
-def in_process(version: str, choices: Choices | None = None, name: str = "different") -> Any:
-    """A ``contract_tests.target.Target`` of this server on the memory backend, called in process."""
-    from contract_tests import inprocess
-    from contract_tests.target import Credentials, HeadBodyTap, Target
-
-    token = f"tams_different-{secrets.token_urlsafe(16)}"
-    data_dir = tempfile.mkdtemp(prefix="tams-different-")
-    inner = inprocess.build_app("memory", None, token, data_dir, version)
-    app = wrap(inner, choices)
-    tap = HeadBodyTap(app)
-    client = inprocess.make_client(tap, {"Authorization": f"Bearer {token}"})
-    client.__enter__()
-    import httpx
-
-    media = httpx.Client(timeout=30)
-    target = Target(
-        name,
-        "in-process",
-        inprocess.IN_PROCESS_BASE_URL,
-        client,
-        media,
-        app=inner,
-        credentials=Credentials(token=token),
-        tap=tap,
-    )
-    target._closers.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
-    target._closers.append(lambda: client.__exit__(None, None, None))
-    target._closers.append(media.close)
-    return target
 
 
 def main(argv: Iterable[str] | None = None) -> None:
