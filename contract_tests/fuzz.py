@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from contract_tests import strategies as S
 from contract_tests.api import NO_BODY, Api
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import Context, Janitor, Scope, loopback_url, page_key
@@ -51,14 +52,8 @@ NOT_REMOTE = {
     "POST /service": "it would rename the live service",
     "POST /service/profiles/{profileId}": "profiles cannot be deleted (8.2: immutable, no DELETE)",
 }
-# Valid in 7.0 and 8.x: a video flow has a frame rate (required from 8.0 unless ``vfr`` is true).
 _SEED_FLOWS = {
-    "video": {
-        "format": "urn:x-nmos:format:video",
-        "codec": "video/h264",
-        "container": "video/mp2t",
-        "essence_parameters": {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}},
-    },
+    "video": S.video_flow(),
     "multi": {"format": "urn:x-nmos:format:multi", "container": "video/mp2t"},
 }
 _TECHNICAL = ("format", "codec", "container", "essence_parameters")

@@ -90,6 +90,14 @@ def query_timeranges(boundaries: list[int]) -> st.SearchStrategy[str]:
 
 # --------------------------------------------------------------------------- flows
 
+
+def video_flow(**extra: Any) -> dict[str, Any]:
+    """A fixed video flow body, valid in every version (8.0+ requires ``frame_rate`` unless ``vfr``),
+    without ``id``/``source_id``; ``extra`` adds or replaces fields."""
+    essence = {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}}
+    return {"format": VIDEO, "codec": "video/h264", "container": "video/mp2t", "essence_parameters": essence, **extra}
+
+
 labels = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=12)
 tag_names = st.sampled_from(["genre", "team", "lang", "x.y", "with space", "ünï"])
 # String tag values (the only kind in 7.0). "a,b" is one value holding a comma.

@@ -17,9 +17,18 @@ from typing import Any
 
 import httpx
 
+from contract_tests import strategies as S
 from contract_tests.api import Api, describe
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, loopback_url, refused_receiver, wait_for_deletion
+from contract_tests.suite import (
+    Context,
+    Janitor,
+    Scope,
+    list_all,
+    loopback_url,
+    refused_receiver,
+    wait_for_deletion,
+)
 
 CHECK = "walkthrough"
 CITE = "the spec: a valid request gets the operation's success status, and what is written reads back"
@@ -27,20 +36,8 @@ SEGMENTS_FOR_DELETE = 6  # a flow this large may be deleted asynchronously (202)
 
 
 def video_flow(scope: Scope) -> dict[str, Any]:
-    """A video flow valid in every version (8.x needs ``frame_rate``)."""
-    return {
-        "id": str(uuid.uuid4()),
-        "source_id": str(uuid.uuid4()),
-        "format": "urn:x-nmos:format:video",
-        "codec": "video/h264",
-        "container": "video/mp2t",
-        "essence_parameters": {
-            "frame_width": 1920,
-            "frame_height": 1080,
-            "frame_rate": {"numerator": 25, "denominator": 1},
-        },
-        "tags": dict(scope.tags),
-    }
+    """A new video flow of this case (fresh ids, the scope's tags)."""
+    return S.video_flow(id=str(uuid.uuid4()), source_id=str(uuid.uuid4()), tags=dict(scope.tags))
 
 
 class Walk:
@@ -100,6 +97,8 @@ def run(ctx: Context) -> None:
         walk.step(lambda: _collection(walk, scope, janitor, base))
         walk.step(lambda: _read_only(walk, base))
         source = f"/sources/{flow['source_id']}"
+        walk.step(lambda: _listed(walk, "/flows", scope.filters, flow["id"]))
+        walk.step(lambda: _scoped_source_listed(walk, scope, flow["source_id"]))
         walk.step(lambda: walk.expect(api.get(source), (200,)))
         walk.step(lambda: walk.expect(api.head(source), (200,)))
         walk.step(lambda: _tags(walk, source))
@@ -122,6 +121,22 @@ def _service(walk: Walk, ctx: Context) -> None:
     current = api.json(walk.expect(api.get("/service"), (200,)), CHECK)
     body = {k: current[k] for k in ("name", "description") if k in current} or {"name": "tams-conformance"}
     walk.step(lambda: walk.expect(api.post("/service", body), (200,), "the service's own name and description"))
+
+
+def _listed(walk: Walk, path: str, params: list[tuple[str, str]], item_id: str) -> None:
+    """The listing (GET and HEAD) holds ``item_id``, following pages."""
+    api = walk.api
+    listing = list_all(api, path, params, CHECK)
+    if item_id not in [item.get("id") for item in listing.items if isinstance(item, dict)]:
+        raise ContractFailure(f"{item_id} is not listed by GET {path} with {params}", f"GET {path}", CHECK, CITE)
+    walk.expect(api.head(path, params=params), (200,))
+
+
+def _scoped_source_listed(walk: Walk, scope: Scope, source_id: str) -> None:
+    """Sources take no tags from their flows: tag the source with the case's scope, then list by it."""
+    for name, value in scope.tags.items():
+        walk.expect(walk.api.put(f"/sources/{source_id}/tags/{name}", value), (200, 204))
+    _listed(walk, "/sources", scope.filters, source_id)
 
 
 def _property(walk: Walk, path: str, value: Any) -> None:

@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from contract_tests import strategies as S
 from contract_tests.api import Api, describe
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import Listing
@@ -31,18 +30,6 @@ _DATETIME = re.compile(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def video_flow(**extra: Any) -> dict[str, Any]:
-    """A minimal 8.x video flow body (8.0+: ``frame_rate`` is required unless ``vfr``)."""
-    essence = {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}}
-    return {
-        "format": S.VIDEO,
-        "codec": "video/h264",
-        "container": "video/mp2t",
-        "essence_parameters": essence,
-        **extra,
-    }
 
 
 def get_json(api: Api, path: str, check: str, params: Any = None, why: str = "") -> Any:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from contract_tests import strategies as S
 from contract_tests.api import Api, describe
 from contract_tests.checks import allocate, create_flow, new_id, upload
 from contract_tests.checks_v8.common import (
@@ -18,7 +19,6 @@ from contract_tests.checks_v8.common import (
     get_json,
     ids_of,
     op,
-    video_flow,
 )
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import Context, list_all, loopback_url
@@ -34,7 +34,7 @@ def object_instances(ctx: Context) -> None:
     were; DELETE /objects/{id}/instances?label= removes exactly that one."""
     api, check = ctx.api, "instances"
     with ctx.case() as (scope, janitor):
-        flow = create_flow(api, scope, janitor, video_flow(), check)
+        flow = create_flow(api, scope, janitor, S.video_flow(), check)
         segments = f"/flows/{flow['id']}/segments"
         (media_object,) = allocate(api, flow["id"], 1, check)
         object_id = media_object["object_id"]
@@ -128,7 +128,7 @@ def init_segments(ctx: Context) -> None:
     api, check = ctx.api, "init-segments"
     with ctx.case() as (scope, janitor):
         essence = {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}, "init_segments": True}
-        body = {**video_flow(container="video/mp4"), "essence_parameters": essence}
+        body = {**S.video_flow(container="video/mp4"), "essence_parameters": essence}
         flow = create_flow(api, scope, janitor, body, check)
         segments = f"/flows/{flow['id']}/segments"
         media, init = allocate(api, flow["id"], 2, check)
@@ -219,7 +219,7 @@ def presigned_uploads(ctx: Context) -> None:
     service = get_json(api, "/service", "service")
     signs = "min_presigned_url_timeout" in service
     with ctx.case() as (scope, janitor):
-        flow = create_flow(api, scope, janitor, video_flow(), check)
+        flow = create_flow(api, scope, janitor, S.video_flow(), check)
         segments = f"/flows/{flow['id']}/segments"
         payloads: dict[str, bytes] = {}
         for i, presigned in enumerate((True, False)):
@@ -320,7 +320,7 @@ def unregistered_objects(ctx: Context) -> None:
     uses it, GET answers 200 with the flow in ``referenced_by_flows``."""
     api, check = ctx.api, "objects"
     with ctx.case() as (scope, janitor):
-        flow = create_flow(api, scope, janitor, video_flow(), check)
+        flow = create_flow(api, scope, janitor, S.video_flow(), check)
         (media_object,) = allocate(api, flow["id"], 1, check)
         object_id = media_object["object_id"]
         path = f"/objects/{object_id}"

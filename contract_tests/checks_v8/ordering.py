@@ -9,13 +9,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract_tests import strategies as S
 from contract_tests.api import Api
 from contract_tests.checks import create_flow
 from contract_tests.checks_v8.common import (
     ids_of,
     instant,
     reverse_header,
-    video_flow,
 )
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import RUN_TAG, SCOPE_TAG, Context, Listing, head_matches_get, list_all
@@ -117,7 +117,7 @@ def listing_order(ctx: Context) -> None:
             flow_ids, source_ids = [], []
             for flow_label, source_label, _ in plan:
                 flow = create_flow(
-                    api, scope, janitor, video_flow(**({"label": flow_label} if flow_label else {})), check
+                    api, scope, janitor, S.video_flow(**({"label": flow_label} if flow_label else {})), check
                 )
                 flow_ids.append(flow["id"])
                 source_ids.append(flow["source_id"])

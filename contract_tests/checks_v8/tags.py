@@ -7,13 +7,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract_tests import strategies as S
 from contract_tests.api import Api
 from contract_tests.checks import create_flow
 from contract_tests.checks_v8.common import (
     get_json,
     ids_of,
     tag_selects,
-    video_flow,
 )
 from contract_tests.errors import ContractFailure
 from contract_tests.suite import Context, list_all
@@ -50,7 +50,7 @@ def tag_filters(ctx: Context) -> None:
             sources: dict[str, Any] = {}
             for value in values:
                 extra = {"tags": {TAG: value}} if value is not None else {}
-                flow = create_flow(api, scope, janitor, video_flow(**extra), check)
+                flow = create_flow(api, scope, janitor, S.video_flow(**extra), check)
                 flows[flow["id"]] = value
                 for name, scope_value in scope.tags.items():
                     api.expect(api.put(f"/sources/{flow['source_id']}/tags/{name}", scope_value), [204], check)
