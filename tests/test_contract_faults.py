@@ -6,8 +6,8 @@ backend (the oracle, a second in-process app in the same interpreter, stays corr
 option or environment variable of the server can switch them on.
 
 For each fault the suite runs in its usual order (properties checked by brute force, the stateful
-differential model, schemathesis fuzzing) until the first check fails; then the differential model
-runs alone, to show it finds every fault by itself too. The times are printed at the end of the
+differential model, schemathesis fuzzing) until the first check fails; with ``TAMS_TEST_LONG=1`` the
+differential model then runs alone, to show it finds every fault by itself too. The times are printed at the end of the
 run (``tams contract faults`` sections) and recorded in the JUnit properties.
 
 Beyond finding each fault:
@@ -18,8 +18,7 @@ Beyond finding each fault:
   runs on and finds a real fault;
 * the 8.2 faults (``FAULTS_V8``: ``sort_by`` ignored, any-of tag filters read as one value, webhook
   DELETE by id ignored, ``min_object_timeout`` missing) are found by the 8.2 checks of
-  ``contract_tests.checks_v8``, on an 8.2 target tested with the 8.2 spec (these tests skip while a
-  check they need does not exist).
+  ``contract_tests.checks_v8``, on an 8.2 target tested with the 8.2 spec.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import importlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +44,7 @@ from backends.memory import flows as memory_flows
 from backends.memory import objects as memory_objects
 from backends.memory import profiles as memory_profiles
 from backends.memory import segments as memory_segments
-from contract_tests import checks, differential, verdicts
+from contract_tests import checks, checks_v8, differential, verdicts, walkthrough
 from contract_tests import spec as contract_spec
 from contract_tests.errors import ContractFailure
 from contract_tests.errors import find as find_failure
@@ -307,8 +306,7 @@ def api_version_reported_as(backend: Any, version: str) -> Iterator[None]:
         yield
 
 
-# 8.2 faults. ``FAULTS_V8`` gives for each the check of ``contract_tests.checks_v8`` that must find
-# it, under every name that check has had.
+# 8.2 faults. ``FAULTS_V8`` gives for each the check of ``contract_tests.checks_v8`` that must find it.
 
 
 @contextlib.contextmanager
@@ -367,11 +365,11 @@ def min_object_timeout_missing(backend: Any) -> Iterator[None]:
         yield
 
 
-FAULTS_V8: dict[str, tuple[Callable[[Any], contextlib.AbstractContextManager[None]], tuple[str, ...]]] = {
-    "sort_by ignored on /flows": (sort_by_ignored, ("listing_order", "sort_orders")),
-    "any-of tag filter read as one value": (any_of_tags_ignored, ("tag_filters",)),
-    "webhook DELETE by id ignored": (webhook_delete_ignored, ("webhooks_by_id",)),
-    "min_object_timeout missing from /service": (min_object_timeout_missing, ("service_timeouts", "service_v8")),
+FAULTS_V8: dict[str, tuple[Callable[[Any], contextlib.AbstractContextManager[None]], Callable[[Context], None]]] = {
+    "sort_by ignored on /flows": (sort_by_ignored, checks_v8.listing_order),
+    "any-of tag filter read as one value": (any_of_tags_ignored, checks_v8.tag_filters),
+    "webhook DELETE by id ignored": (webhook_delete_ignored, checks_v8.webhooks_by_id),
+    "min_object_timeout missing from /service": (min_object_timeout_missing, checks_v8.service_timeouts),
 }
 
 
@@ -465,6 +463,10 @@ def test_the_suite_finds_the_fault(
     record_property("found_by", check)
 
 
+@pytest.mark.skipif(
+    os.environ.get("TAMS_TEST_LONG", "") in ("", "0"),
+    reason="the longer proof (the differential model alone finds each fault): TAMS_TEST_LONG=1",
+)
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_the_reference_model_alone_finds_the_fault(fault: str, apps: tuple[Target, Target]) -> None:
     """The stateful differential model by itself (no property check) also finds each fault."""
@@ -526,28 +528,13 @@ def run_like_the_plugin(ctx: Context, steps: list[tuple[str, Callable[[], None]]
 def every_check(ctx: Context, spec_path: str) -> list[tuple[str, Callable[[], None]]]:
     """What a run of the suite's own tests performs (one budget-scaled pass of each)."""
     steps = [(name, check) for name, check in suite_checks(ctx, spec_path) if name != "schemathesis"]
-    steps += walkthrough_step(ctx)
+    steps.append(("every_operation_by_the_book", lambda: walkthrough.run(ctx)))
     fuzzer = Fuzzer(ctx, spec_path)
     for operation in ctx.api.spec.operations if ctx.api.spec else []:
         if fuzzer.skip_reason(operation.label) is None:
             steps.append((f"fuzz {operation.label}", lambda label=operation.label: fuzzer.run_operation(label)))
     steps.append(("fuzz cleanup", fuzzer.cleanup))
     return steps
-
-
-def walkthrough_step(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
-    """The walk through every operation (``contract_tests.walkthrough``), when the suite has it."""
-    walkthrough = _optional_module("contract_tests.walkthrough")
-    if walkthrough is None or not hasattr(walkthrough, "run"):
-        return []
-    return [("every_operation_by_the_book", lambda: walkthrough.run(ctx))]
-
-
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
 
 
 def test_an_operation_that_answers_404_to_everything_is_not_passed(apps: tuple[Target, Target]) -> None:
@@ -564,9 +551,9 @@ def test_an_operation_that_answers_404_to_everything_is_not_passed(apps: tuple[T
     assert record.operations["PUT /flows/{flowId}"].verdict == verdicts.PASSED, table
     assert record.operations["GET /flows/{flowId}"].verdict == verdicts.PASSED, table
     # The control: without the fault, the walk through every operation passes it.
-    if walk := walkthrough_step(ctx):
-        control = run_like_the_plugin(ctx, walk).operations.get(faulty, verdicts.OperationRecord())
-        assert control.verdict == verdicts.PASSED, f"without the fault {faulty} is {control.verdict!r}"
+    walk = [("every_operation_by_the_book", lambda: walkthrough.run(ctx))]
+    control = run_like_the_plugin(ctx, walk).operations.get(faulty, verdicts.OperationRecord())
+    assert control.verdict == verdicts.PASSED, f"without the fault {faulty} is {control.verdict!r}"
 
 
 # --------------------------------------------------------------------------- 8.2 targets
@@ -616,23 +603,11 @@ def test_a_server_reporting_another_api_version_is_still_tested(
     record_property("seconds_to_find", f"{time.monotonic() - started:.2f}")
 
 
-def _v8_check(names: tuple[str, ...]) -> Callable[[Context], None]:
-    """The first of ``names`` that ``contract_tests.checks_v8`` has (skip while it has none)."""
-    module = _optional_module("contract_tests.checks_v8")
-    if module is None:
-        pytest.skip("contract_tests.checks_v8 does not exist yet")
-    for name in names:
-        if callable(getattr(module, name, None)):
-            return getattr(module, name)
-    pytest.skip(f"contract_tests.checks_v8 has none of {', '.join(names)} yet")
-
-
 @pytest.mark.parametrize("fault", list(FAULTS_V8))
 def test_the_v8_checks_find_the_fault(
     fault: str, apps_v8: tuple[Target, Target], record_property: Callable[[str, Any], None]
 ) -> None:
-    make, names = FAULTS_V8[fault]
-    check = _v8_check(names)
+    make, check = FAULTS_V8[fault]
     target, oracle = apps_v8
     ctx = Context(target.api(_spec_v8()), SuiteConfig(shrink=False, version="8.2"), lambda: oracle.api(None))
     started = time.monotonic()
@@ -655,9 +630,5 @@ def test_without_faults_the_v8_checks_pass(apps_v8: tuple[Target, Target]) -> No
     """The control of the 8.2 faults: each check that finds one passes on the same target without it."""
     target, oracle = apps_v8
     ctx = Context(target.api(_spec_v8()), SuiteConfig(budget=0.5, version="8.2"), lambda: oracle.api(None))
-    module = _optional_module("contract_tests.checks_v8")
-    found = [getattr(module, n) for _, names in FAULTS_V8.values() for n in names if module and hasattr(module, n)]
-    if not found:
-        pytest.skip("contract_tests.checks_v8 has none of the checks yet")
-    for check in dict.fromkeys(found):
+    for _, check in FAULTS_V8.values():
         check(ctx)

@@ -194,7 +194,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=10)
 
 
-@pytest.mark.parametrize("version", ["8.2", "7.0"])
+@pytest.mark.parametrize(
+    "version",
+    [
+        "8.2",
+        pytest.param(
+            "7.0",
+            marks=pytest.mark.skipif(
+                not EVERY_COMBINATION,
+                reason="7.0 over HTTP runs in the read-only, failing and divergence runs (the full run: "
+                "TAMS_TEST_ALL_SPECS=1); in process it runs on memory and local",
+            ),
+        ),
+    ],
+)
 def test_tams_conformance_passes_against_a_real_server(version: str, server: Server, tmp_path: Path) -> None:
     """The full run over HTTP, as a user runs it: 8.2 with the version taken from the server's
     ``/service`` (our spec), 7.0 with the official spec when it is here. Nothing is left behind."""
