@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +32,7 @@ from contract_tests import inprocess, preflight, verdicts
 from contract_tests import spec as spec_module
 from contract_tests.errors import CannotTest, ContractFailure
 from contract_tests.errors import find as find_failure
-from contract_tests.suite import Context, SuiteConfig
+from contract_tests.suite import Context, SuiteConfig, version_tuple
 from contract_tests.target import Credentials, Target, in_process, remote
 
 _OPERATIONS = pytest.StashKey[list[str]]()
@@ -92,15 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     spec_path = _choose_spec(config, server_version, notes)
     spec = spec_module.load(spec_path)
     if server_version and server_version != spec.version:
-        notes.append(
-            f"the server reports api_version {server_version}; it is tested as TAMS {spec.version}"
-            + (
-                ""
-                if spec_module.same_major(server_version, spec.version)
-                else " (another major version: expect failures)"
-            )
-            + "; checks of what came after its version are skipped"
-        )
+        notes.append(_version_note(server_version, spec.version))
     config.stash[_STATE] = _State(
         suite=SuiteConfig(
             budget=opt("--tams-budget"),
@@ -117,6 +108,15 @@ def pytest_configure(config: pytest.Config) -> None:
         spec_path=spec_path,
         notes=notes,
     )
+
+
+def _version_note(server: str, tested: str) -> str:
+    said = f"the server reports api_version {server}; it is tested as TAMS {tested}"
+    if not spec_module.same_major(server, tested):
+        return f"{said}, another major version: expect failures"
+    if version_tuple(server) < version_tuple(tested):
+        return f"{said}; checks of what came after {server} are skipped"
+    return f"{said}; what came after {tested} is not checked"
 
 
 def _credentials(config: pytest.Config) -> Credentials:
@@ -167,7 +167,6 @@ class _State:
         self.records: dict[str, verdicts.TargetRecord] = defaultdict(verdicts.TargetRecord)
         self.targets: dict[str, Target] = {}
         self.service: dict[str, Any] = {}
-        self.started = time.monotonic()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
