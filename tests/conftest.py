@@ -445,7 +445,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _older_beyond_second(version: str, backend_index: int, versions: list[str]) -> bool:
     """Older versions run their API tests on the first two backends only (memory and local by
     default), to keep the default run within its time budget; 7.0 on the vast backend is still
-    run by the upgrade, deletion, webhook and contract tests (``TAMS_TEST_ALL_SPECS=1``: all)."""
+    run by the upgrade, deletion and webhook tests (``TAMS_TEST_ALL_SPECS=1``: all)."""
     return version != versions[-1] and backend_index >= 2
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, AppClient, app_settings, backend_settings, flow_body, test_backends
+from conftest import ADMIN_HEADERS, AppClient, app_settings, backend_settings, flow_body, fresh_app, test_backends
 from starlette.testclient import TestClient
 
 from backends import deletion, rules
@@ -22,19 +22,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_backend", test_backends(metafunc.config))
 
 
+@pytest.fixture(scope="module")
+def templates() -> Iterator[dict[str, TamsApp]]:
+    """One built app per backend (building one, every version's routes, takes seconds)."""
+    built: dict[str, TamsApp] = {}
+    yield built
+    for template in built.values():
+        template.backend.close()
+
+
 @pytest.fixture
-def app(store_backend: str) -> Iterator[TamsApp]:
-    """An app with small deletion thresholds on each backend under test."""
-    settings = app_settings(
-        **backend_settings(store_backend),
-        async_delete_threshold=THRESHOLD,
-        delete_chunk=2,
-        object_grace_s=0,
-        unregistered_object_ttl_s=0,
-    )
-    app = create_app(settings)
-    yield app
-    app.backend.close()
+def app(store_backend: str, templates: dict[str, TamsApp]) -> TamsApp:
+    """An app with small deletion thresholds on each backend under test, with a new empty store."""
+    if store_backend not in templates:
+        settings = app_settings(
+            **backend_settings(store_backend),
+            async_delete_threshold=THRESHOLD,
+            delete_chunk=2,
+            object_grace_s=0,
+            unregistered_object_ttl_s=0,
+        )
+        templates[store_backend] = create_app(settings)
+    return fresh_app(templates[store_backend])
 
 
 @pytest.fixture

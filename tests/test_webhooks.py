@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, app_settings, backend_settings, flow_body, new_id, test_backends
+from conftest import ADMIN_HEADERS, app_settings, backend_settings, flow_body, fresh_app, new_id, test_backends
 from starlette.testclient import TestClient
 
 from tams_server.app import TamsApp, create_app
@@ -60,12 +60,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_backend", test_backends(metafunc.config))
 
 
+@pytest.fixture(scope="module")
+def templates() -> Iterator[dict[str, TamsApp]]:
+    """One built app per backend (building one, every version's routes, takes seconds)."""
+    built: dict[str, TamsApp] = {}
+    yield built
+    for template in built.values():
+        template.backend.close()
+
+
 @pytest.fixture
-def app(store_backend: str) -> Iterator[TamsApp]:
-    """An app on each backend under test (events are raised by the backend's store)."""
-    app = create_app(app_settings(**backend_settings(store_backend)))
-    yield app
-    app.backend.close()
+def app(store_backend: str, templates: dict[str, TamsApp]) -> TamsApp:
+    """An app on each backend under test, with a new empty store (events are raised by the backend's store)."""
+    if store_backend not in templates:
+        templates[store_backend] = create_app(app_settings(**backend_settings(store_backend)))
+    return fresh_app(templates[store_backend])
 
 
 @pytest.fixture
