@@ -362,6 +362,16 @@ def fresh_app(template: TamsApp) -> TamsApp:
     return app
 
 
+@pytest.fixture(scope="module")
+def built_apps() -> Iterator[dict[Any, TamsApp]]:
+    """Apps a module builds once, by a key of its choosing (building one, with every version's
+    routes, takes seconds); tests copy them with ``fresh_app``. Closed when the module ends."""
+    built: dict[Any, TamsApp] = {}
+    yield built
+    for app in built.values():
+        app.backend.close()
+
+
 @pytest.fixture(autouse=True)
 def _close_fresh_backends() -> Iterator[None]:
     yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,19 +21,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_backend", test_backends(metafunc.config))
 
 
-@pytest.fixture(scope="module")
-def templates() -> Iterator[dict[str, TamsApp]]:
-    """One built app per backend (building one, every version's routes, takes seconds)."""
-    built: dict[str, TamsApp] = {}
-    yield built
-    for template in built.values():
-        template.backend.close()
-
-
 @pytest.fixture
-def app(store_backend: str, templates: dict[str, TamsApp]) -> TamsApp:
+def app(store_backend: str, built_apps: dict[str, TamsApp]) -> TamsApp:
     """An app with small deletion thresholds on each backend under test, with a new empty store."""
-    if store_backend not in templates:
+    if store_backend not in built_apps:
         settings = app_settings(
             **backend_settings(store_backend),
             async_delete_threshold=THRESHOLD,
@@ -42,8 +32,8 @@ def app(store_backend: str, templates: dict[str, TamsApp]) -> TamsApp:
             object_grace_s=0,
             unregistered_object_ttl_s=0,
         )
-        templates[store_backend] = create_app(settings)
-    return fresh_app(templates[store_backend])
+        built_apps[store_backend] = create_app(settings)
+    return fresh_app(built_apps[store_backend])
 
 
 @pytest.fixture

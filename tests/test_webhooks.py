@@ -60,21 +60,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_backend", test_backends(metafunc.config))
 
 
-@pytest.fixture(scope="module")
-def templates() -> Iterator[dict[str, TamsApp]]:
-    """One built app per backend (building one, every version's routes, takes seconds)."""
-    built: dict[str, TamsApp] = {}
-    yield built
-    for template in built.values():
-        template.backend.close()
-
-
 @pytest.fixture
-def app(store_backend: str, templates: dict[str, TamsApp]) -> TamsApp:
+def app(store_backend: str, built_apps: dict[str, TamsApp]) -> TamsApp:
     """An app on each backend under test, with a new empty store (events are raised by the backend's store)."""
-    if store_backend not in templates:
-        templates[store_backend] = create_app(app_settings(**backend_settings(store_backend)))
-    return fresh_app(templates[store_backend])
+    if store_backend not in built_apps:
+        built_apps[store_backend] = create_app(app_settings(**backend_settings(store_backend)))
+    return fresh_app(built_apps[store_backend])
 
 
 @pytest.fixture
