@@ -129,9 +129,12 @@ def exit_code(pytest_code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pytest
-
     args, extra = parse_args(argv)
+    try:
+        import pytest
+    except ImportError:
+        print("tams-conformance needs its test libraries: pip install 'tams-server[conformance]'", file=sys.stderr)
+        return EXIT_CANNOT_TEST
     return exit_code(int(pytest.main(pytest_args(args, extra))))
 
 
