@@ -19,7 +19,7 @@ from contract_tests import strategies as S
 from contract_tests import timeline
 from contract_tests.api import Api, describe
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, deleted, head_matches_get, list_all
+from contract_tests.suite import Context, Janitor, Scope, deleted, head_matches_get, list_all, next_link
 from contract_tests.timeline import Range
 
 # --------------------------------------------------------------------------- helpers
@@ -119,7 +119,8 @@ SEGMENTS = "GET /flows/{flowId}/segments"
 def segment_timeline(ctx: Context) -> None:
     """Registering a layout keeps exactly the non-overlapping segments; listing by any timerange is
     brute-force overlap, in either order, paged or not, with consistent paging headers; HEAD mirrors
-    GET; ``accept_get_urls=`` gives no URLs; deleting by timerange removes exactly the covered ones."""
+    GET; ``accept_get_urls=`` gives no URLs; deleting by timerange removes exactly the covered ones;
+    a page key followed after the flow was emptied is no server error."""
     api, check = ctx.api, "timeline"
 
     @ctx.config.settings(examples=12)
@@ -191,6 +192,8 @@ def segment_timeline(ctx: Context) -> None:
                         SEGMENTS,
                         "accept-get-urls",
                     )
+            # A page key taken before the deletions, followed once the flow is empty (below).
+            first_page = list_all(api, path, [], check, limit=1, reverse=False, stop_after=1) if len(kept) > 1 else None
             delete_range = data.draw(st.one_of(st.none(), S.query_timeranges(points)), label="delete timerange")
             params = [] if delete_range is None else [("timerange", delete_range)]
             response = api.delete(path, params=params)
@@ -202,8 +205,27 @@ def segment_timeline(ctx: Context) -> None:
             same_ranges(
                 after.items, remaining, "DELETE /flows/{flowId}/segments", f"after deleting {delete_range!r}", check
             )
+            if first_page is not None:
+                _stale_page_key(api, path, first_page.pages[0], bool(remaining), ctx.config.delete_wait_s, check)
 
     run()
+
+
+def _stale_page_key(api: Api, path: str, page: httpx.Response, non_empty: bool, wait_s: float, check: str) -> None:
+    """A page key that outlived the segments it pointed into (the flow is now empty) gives an empty
+    page or a client error, never a server error."""
+    resume = next_link(api, page, check)
+    if resume is None:
+        return
+    if non_empty:
+        response = api.delete(path)
+        if not deleted(api, response, wait_s):
+            api.expect(response, [204, 202], check)
+    response = api.expect(api.get(resume), [200, 400, 404], check, "a page key into a flow since emptied")
+    if response.status_code == 200 and api.json(response, check):
+        raise ContractFailure(
+            f"a page key into a flow since emptied listed segments: {describe(response)}", SEGMENTS, check
+        )
 
 
 def _flow_timerange(api: Api, flow_id: str, params: list[tuple[str, str]], want: Range, check: str) -> None:

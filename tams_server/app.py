@@ -27,7 +27,7 @@ from backends import errors as domain_errors
 from backends import events as domain_events
 from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
 from handlers.versions import Dialect, dialect_of
-from tams_server import context, errors, media, specload, versions
+from tams_server import bodies, context, errors, media, specload, versions
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
@@ -87,6 +87,7 @@ class TamsApp:
         self.services = services
         self.settings = settings
         self.auth = auth
+        self.guarded_api = bodies.guard(api, settings)  # body limits and JSON sanity before Connexion
 
     @property
     def signer(self) -> media.HmacUrlSigner:
@@ -105,16 +106,16 @@ class TamsApp:
             host = "{}:{}".format(*scope["server"])
         return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
 
-    def _authorise(self, scope: Scope, path: str) -> tuple[Response | None, Principal | None]:
-        """(the 401/403 answer, None) when the request may not go on; else (None, its principal)."""
+    async def _authorise(self, scope: Scope, path: str) -> tuple[Response | None, Principal | None]:
+        """(the 401/403/429 answer, None) when the request may not go on; else (None, its principal)."""
         if self.auth is None:
             return None, None
         try:
-            principal = self.auth.authenticate(scope)
+            principal = await self.auth.authenticate(scope)
             self.auth.authorise(principal, scope["method"], path)
         except AuthError as exc:
-            challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
-            return errors.plain_error(exc.status, exc.summary, challenge), None
+            headers = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else {}
+            return errors.plain_error(exc.status, exc.summary, {**headers, **exc.headers}), None
         return None, principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,13 +130,15 @@ class TamsApp:
             # without a signature) need the API's credentials, as any API request.
             authorised = False
             if b"signature=" not in scope.get("query_string", b""):
-                refused, _ = self._authorise(scope, scope["path"])
+                refused, _ = await self._authorise(scope, scope["path"])
                 if refused is not None:
                     await refused(scope, receive, send)
                     return
                 authorised = True
             request = Request(scope, receive)
-            response = await media.serve(request, self.signer, self.backend.object_store, authorised)
+            response = await media.serve(
+                request, self.signer, self.backend.object_store, authorised, settings=self.settings
+            )
             scope["query_string"] = media.redacted(scope.get("query_string", b""))  # access logs show no signature
             await response(scope, receive, send)
             return
@@ -143,12 +146,12 @@ class TamsApp:
         if scope["path"] == mount.base_path:  # "/v8.2" is the root of that version, as "/v8.2/" is
             scope = {**scope, "path": mount.base_path + "/", "raw_path": (mount.base_path + "/").encode()}
         context.enter_api(mount.version, mount.base_path, self.served)
-        refused, principal = self._authorise(scope, api_path)
+        refused, principal = await self._authorise(scope, api_path)
         if refused is not None:
             await refused(scope, receive, send)
             return
         with acting_as(principal.name if principal else None):
-            await self.api(_json_by_default(scope), receive, send)
+            await self.guarded_api(_json_by_default(scope), receive, send)
 
 
 CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
@@ -189,7 +192,11 @@ def build_services(settings: Settings, backend: Callable[[], Backend]) -> Backen
     """What a backend factory gets: URL signer, event sink (webhooks), policy and data directory."""
     secret = settings.media_secret.encode() if settings.media_secret else secrets.token_bytes(32)
     dispatcher = WebhookDispatcher(
-        DeliveryPolicy(allow_private=settings.webhooks_allow_private),
+        DeliveryPolicy(
+            allow_private=settings.webhooks_allow_private,
+            response_limit_bytes=settings.webhook_response_limit_bytes,
+            attempt_timeout_s=settings.webhook_attempt_timeout_s,
+        ),
         lambda: backend().all_webhooks(),
         render=_render_event,
         set_status=lambda webhook_id, status, error: backend().set_webhook_status(webhook_id, status, error),

@@ -44,10 +44,11 @@ class Principal:
 class AuthError(Exception):
     """401 (who are you?) or 403 (not allowed), with a summary safe to return."""
 
-    def __init__(self, status: int, summary: str) -> None:
+    def __init__(self, status: int, summary: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(summary)
         self.status = status
         self.summary = summary
+        self.headers = headers or {}
 
 
 def normalise_scopes(raw: Iterable[str]) -> frozenset[str]:
@@ -232,7 +233,7 @@ class Authenticator:
             return None
         return self.store.check_password(name, password)
 
-    def authenticate(self, scope: dict[str, Any]) -> Principal:
+    async def authenticate(self, scope: dict[str, Any]) -> Principal:
         """The caller, or AuthError(401). Removes ``access_token`` from the query so no log shows it."""
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")

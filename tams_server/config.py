@@ -27,6 +27,9 @@ class Settings:
     # Per version, a spec file to serve instead of ours (e.g. the official one): {"8.2": "path"}.
     specs: dict[str, str] = field(default_factory=dict)
     public_url: str | None = None  # None: derived from each request's Host header
+    # Host names (optionally host:port) requests may be addressed to; others get 400. None: any
+    # (the server warns at start-up when it listens beyond loopback with neither this nor public_url).
+    trusted_hosts: list[str] | None = None
     media_url_lifetime: int = 3600  # seconds a signed media URL stays valid
     media_secret: str | None = None  # None: a random secret per process
     backend_options: dict[str, Any] = field(default_factory=dict)
@@ -43,6 +46,25 @@ class Settings:
     jwt_audience: str | None = None
     # Webhooks: allow receivers on loopback/private addresses (off: SSRF guard).
     webhooks_allow_private: bool = False
+    # Limits (see README "Limits"). Bodies of API requests (JSON) and of media uploads, in bytes.
+    max_body_bytes: int = 8 * 2**20
+    max_string_bytes: int = 64 * 2**10  # any one string in a JSON body
+    max_media_bytes: int = 4 * 2**30
+    # Slow clients: the request line and headers must arrive within header_timeout_s; each chunk of a
+    # body within body_idle_timeout_s; a whole JSON body within body_timeout_s.
+    header_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 4096  # open at once; more are answered 503
+    # Failed credentials: after auth_failure_limit failures in auth_failure_window_s from one client
+    # (or against one user name), further attempts get 429 with Retry-After until the window passes.
+    auth_failure_limit: int = 20
+    auth_failure_window_s: float = 60.0
+    password_check_concurrency: int = 2  # password hashes computed at once (off the event loop)
+    # Webhook receivers: at most this much of a response is read, and one delivery attempt ends after
+    # webhook_attempt_timeout_s whatever the receiver does.
+    webhook_response_limit_bytes: int = 64 * 2**10
+    webhook_attempt_timeout_s: float = 10.0
     # Background work (see backends.base.StorePolicy, whose defaults these are).
     async_delete_threshold: int = StorePolicy.async_delete_threshold  # larger deletes answer 202
     delete_chunk: int = StorePolicy.delete_chunk  # segments per step of a background delete

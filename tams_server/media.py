@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from backends.objectstore import ObjectStore, ServedObjectStore
+from tams_server.config import Settings
 from tams_server.errors import plain_error
 
 MEDIA_PREFIX = "/_media/"
@@ -84,6 +85,7 @@ async def serve(
     signer: HmacUrlSigner,
     store_for: Callable[[str], ObjectStore | None],
     authorised: bool = False,
+    settings: Settings | None = None,
 ) -> Response:
     """Handle one request under ``MEDIA_PREFIX``; ``authorised``: the caller gave API credentials
     (a plain URL), so no signature is needed."""

@@ -41,6 +41,8 @@ class DeliveryPolicy:
     timeout_s: float = 5.0  # per POST
     queue_size: int = 1000  # per registration
     allow_private: bool = False  # receivers on loopback/private addresses (SSRF guard)
+    response_limit_bytes: int = 64 * 2**10  # of a receiver's answer, read at most this much
+    attempt_timeout_s: float = 10.0  # one POST, start to end, whatever the receiver does
 
 
 def check_receiver(url: str, allow_private: bool) -> None:
