@@ -6,6 +6,7 @@ import base64
 import binascii
 import bisect
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,14 +436,31 @@ def remaining_after(timerange: TimeRange, done: TimeRange) -> TimeRange:
 # --- storage -------------------------------------------------------------------------------
 
 
+# Characters an object id may not hold: its media URL could never be used (``?``, ``#``, ``\\``),
+# or it would break headers and logs (control characters).
+_UNUSABLE_IN_OBJECT_IDS = re.compile(r"[?#\\\x00-\x1f\x7f]")
+
+
 def check_storage_request(flow: Json, request: StorageRequest) -> None:
     ensure_writable(flow)
     if not flow.get("container"):
         raise BadRequest("the flow has no container, so it cannot have media objects")
     if request.limit is not None and request.object_ids is not None:
         raise BadRequest("give either limit or object_ids, not both")
-    if request.limit is not None and not 1 <= request.limit <= MAX_STORAGE_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_STORAGE_LIMIT}")
+    if request.limit is not None and request.limit < 1:
+        raise BadRequest("limit must be a positive integer")
+    if request.object_ids is not None:
+        if len(request.object_ids) > MAX_STORAGE_LIMIT:
+            raise BadRequest(f"give at most {MAX_STORAGE_LIMIT} object_ids in one request")
+        for object_id in request.object_ids:
+            if not object_id or _UNUSABLE_IN_OBJECT_IDS.search(object_id):
+                raise BadRequest(f"object id {object_id!r} is empty or holds ? # \\ or a control character")
+
+
+def allocation_size(request: StorageRequest) -> int:
+    """How many new ids a storage request without ``object_ids`` gets: its ``limit`` (the server's
+    maximum at most: a client wanting more asks again), else the default."""
+    return min(request.limit or DEFAULT_STORAGE_LIMIT, MAX_STORAGE_LIMIT)
 
 
 def choose_storage(backends: list[StorageBackendInfo], storage_id: str | None) -> StorageBackendInfo:

@@ -94,10 +94,23 @@ def test_allocation_with_object_ids_uses_them(tams, flow, backend):
         {"limit": "two"},
         {"object_ids": "one"},
         {"object_ids": ["twice", "twice"]},
+        # Ids whose media URL could never be used, or that would break headers and logs.
+        {"object_ids": ["what?"]},
+        {"object_ids": ["a#b"]},
+        {"object_ids": ["back\\slash"]},
+        {"object_ids": ["line\r\nbreak"]},
+        {"object_ids": [""]},
+        # One bound for both ways of asking: at most the maximum number of objects per request.
+        {"object_ids": [f"many-{i}" for i in range(1001)]},
     ],
 )
 def test_an_invalid_allocation_request_is_400(tams, flow, body):
     assert tams.client.post(f"/flows/{flow['id']}/storage", json=body).status_code == 400
+
+
+def test_a_limit_above_the_maximum_gets_the_maximum(tams, flow):
+    """The spec lets the server choose its maximum, not refuse: a client wanting more asks again."""
+    assert len(tams.allocate(flow["id"], limit=5000)) == 1000
 
 
 def test_allocating_an_existing_object_id_is_400(tams, flow):

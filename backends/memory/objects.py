@@ -84,7 +84,7 @@ class ObjectsMixin(MemoryCore):
                 if taken or len(set(ids)) != len(ids):
                     raise BadRequest(f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}")
             else:
-                ids = [store.new_object_id() for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)]
+                ids = [store.new_object_id() for _ in range(rules.allocation_size(request))]
             content_type = request.content_type or flow["container"]
             for object_id in ids:
                 self._objects[object_id] = _Object(storage_id=info.id, allocated_for=flow_id)

@@ -245,7 +245,7 @@ class ObjectsMixin(TabularCore):
                 if taken or len(set(ids)) != len(ids):
                     raise BadRequest(f"object ids already exist or repeat: {', '.join(taken) or 'duplicates'}")
             else:
-                ids = [store.new_object_id() for _ in range(request.limit or rules.DEFAULT_STORAGE_LIMIT)]
+                ids = [store.new_object_id() for _ in range(rules.allocation_size(request))]
             content_type = request.content_type or record.flow["container"]
             clock = time.time()
             rows = [
