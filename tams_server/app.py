@@ -27,7 +27,7 @@ from backends import errors as domain_errors
 from backends import events as domain_events
 from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
 from handlers.versions import Dialect, dialect_of
-from tams_server import bodies, context, errors, media, specload, versions
+from tams_server import bodies, context, datadir, errors, media, origins, specload, versions
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
@@ -88,6 +88,7 @@ class TamsApp:
         self.settings = settings
         self.auth = auth
         self.guarded_api = bodies.guard(api, settings)  # body limits and JSON sanity before Connexion
+        self.hosts = origins.HostPolicy(settings.trusted_hosts, settings.public_url)
 
     @property
     def signer(self) -> media.HmacUrlSigner:
@@ -122,6 +123,14 @@ class TamsApp:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
+        host = origins.header(scope, b"host")
+        if not self.hosts.host_allowed(host):
+            await errors.plain_error(400, f"this server does not answer for host {host!r}")(scope, receive, send)
+            return
+        if not self.hosts.write_allowed(scope):
+            summary = "writes from another site's web page are refused (Origin is not this server)"
+            await errors.plain_error(403, summary)(scope, receive, send)
+            return
         context.enter(self.backend, self._base_url(scope), self.webhooks)
         if scope["method"] == "HEAD":
             send = _drop_body(send)
@@ -150,17 +159,27 @@ class TamsApp:
         if refused is not None:
             await refused(scope, receive, send)
             return
+        typed = _json_by_default(scope)
+        if typed is None:
+            await errors.plain_error(400, JSON_ONLY)(scope, receive, send)
+            return
         with acting_as(principal.name if principal else None):
-            await self.guarded_api(_json_by_default(scope), receive, send)
+            await self.guarded_api(typed, receive, send)
 
 
 CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
 
 
-def _json_by_default(scope: Scope) -> Scope:
-    """Every TAMS request body is JSON: read a body sent without Content-Type as JSON."""
+JSON_ONLY = "the request body must be JSON (Content-Type: application/json)"
+
+
+def _json_by_default(scope: Scope) -> Scope | None:
+    """Every TAMS request body is JSON: read a body sent without Content-Type as JSON, unless a
+    browser sent it (None: refuse it; a page can post without Content-Type and without a CORS preflight)."""
     if scope["method"] not in ("PUT", "POST") or any(k == b"content-type" for k, _ in scope["headers"]):
         return scope
+    if any(k == b"origin" for k, _ in scope["headers"]):
+        return None
     return {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
 
 
@@ -256,6 +275,8 @@ def ensure_admin(store: CredentialStore, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> TamsApp:
     """Build the app from settings."""
     settings = settings or Settings()
+    if settings.data_dir:
+        datadir.make_private(Path(settings.data_dir))
     holder: list[Backend] = []
     services = build_services(settings, lambda: holder[0])
     backend = backends.load_factory(settings.backend)(settings.backend_options, services)

@@ -7,11 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 import backends
-from tams_server import config
+from tams_server import config, datadir, serving
 from tams_server.app import create_app
+from tams_server.origins import is_loopback_interface
 from tams_server.versions import describe_mounts
 
 
@@ -71,8 +70,16 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: getattr(args, k) for k in names}
     overrides.update(spec_overrides(args.spec))
     settings = config.load(args.config, overrides)
+    datadir.private_files()
     app = create_app(settings)
-    logging.getLogger("tams_server").info(
+    log = logging.getLogger("tams_server")
+    if not settings.public_url and settings.trusted_hosts is None and not is_loopback_interface(settings.host):
+        log.warning(
+            "listening on %s with neither public_url nor trusted_hosts set: clients choose, through the Host "
+            "header, the host of the URLs this server hands out (to other clients and webhook receivers)",
+            settings.host,
+        )
+    log.info(
         "serving %s with the %r backend at http://%s:%d/ (state in %s)",
         describe_mounts(app.mounts),
         settings.backend,
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.port,
         Path(settings.data_dir).resolve() if settings.data_dir else "memory only",
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    serving.run(app, settings, args.log_level)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Run the app under uvicorn with bounds on what a slow or greedy client can hold.
+
+uvicorn closes idle kept-alive connections, but waits for ever for the headers of a request: a
+client that opens connections and sends nothing (or a byte now and then) holds them, and with them
+file descriptors, until nobody else can connect. Here every request's line and headers must arrive
+within ``header_timeout_s`` of its first byte (of the connection, for the first request); bodies
+are bounded where they are read (``tams_server.bodies``, ``tams_server.media``). At most
+``max_connections`` requests are served at once (uvicorn answers 503 beyond), and the process may
+open enough files for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+import uvicorn
+
+from tams_server.config import Settings
+
+log = logging.getLogger("tams_server")
+SPARE_FILES = 256  # beyond the connections: database, media files, logs
+
+
+class HeaderDeadline:
+    """Mixed into uvicorn's HTTP protocol: a connection whose next request's headers do not arrive
+    within ``header_timeout_s`` is closed."""
+
+    header_timeout_s: float = 10.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._cycle_when_armed = self.cycle
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def data_received(self, data: bytes) -> None:
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if self._header_deadline is None and between_requests:
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not self._cycle_when_armed:
+            self._disarm()  # its headers are complete: the request is being served
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _deadline_passed(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_class(header_timeout_s: float) -> type:
+    """uvicorn's own HTTP protocol (httptools when installed, else h11) with the header deadline."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    except ImportError:  # pragma: no cover - uvicorn without its "standard" extras
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base  # type: ignore[assignment]
+    return type("TamsHttpProtocol", (HeaderDeadline, base), {"header_timeout_s": header_timeout_s})
+
+
+def allow_open_files(wanted: int) -> int:
+    """Raise the soft limit on open files towards ``wanted`` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < wanted:
+        log.warning(
+            "the process may open %d files, fewer than max_connections + %d = %d: raise its hard limit (ulimit -Hn)",
+            soft,
+            SPARE_FILES,
+            wanted,
+        )
+    return soft
+
+
+def run(app: Any, settings: Settings, log_level: str) -> None:
+    allow_open_files(settings.max_connections + SPARE_FILES)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        http=protocol_class(settings.header_timeout_s),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
+    )
