@@ -68,7 +68,7 @@ def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
         while True:
             if sock.recv(4096) == b"":
                 return True
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
     except OSError:
         return True  # reset
