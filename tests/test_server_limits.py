@@ -164,3 +164,17 @@ def test_the_open_files_limit_is_raised_for_the_connections() -> None:
         assert serving.allow_open_files(wanted) >= wanted
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_hardening_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """A small run of tools/bench_hardening (the real figures come from its defaults)."""
+    from tools import bench_hardening
+
+    bench_hardening.main(["--attackers", "4", "--slow", "20", "--samples", "20", "--header-timeout", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| idle",
+        "| 4 wrong-password clients",
+        "| 20 slow connections",
+    ]
+    assert "401" in rows[2] or "429" in rows[2]
