@@ -12,27 +12,50 @@ constant time; none is ever logged.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
+import math
 import os
 import secrets
 import threading
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import jwt
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from tams_server.throttle import FailureThrottle, client_key
+
+log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "delete", "admin")
 SCOPE_PREFIX = "tams-api/"
 TOKEN_PREFIX = "tams_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# Unknown user names are checked against this (same cost as a real check; never matches).
+_DUMMY_SALT = secrets.token_bytes(16)
+_NO_HASH = "-"
+# Successful password checks are remembered this long, so a client sending basic credentials with
+# every request pays scrypt about once a minute, not per request.
+VERIFIED_TTL_S = 60.0
+VERIFIED_MAX = 1024
+_clock = time.monotonic  # a module attribute, so tests can move time
 
 
 @dataclass(frozen=True)
@@ -73,12 +96,16 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # settings from the environment may hold surrogates
+
+
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_utf8(token)).hexdigest()
 
 
 def _password_hash(password: str, salt: bytes) -> str:
-    return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT).hex()
+    return hashlib.scrypt(_utf8(password), salt=salt, **_SCRYPT).hex()
 
 
 class CredentialStore:
@@ -90,7 +117,12 @@ class CredentialStore:
         self._entries: list[dict[str, Any]] = []
         if path is not None and path.exists():
             self._entries = json.loads(path.read_text())["credentials"]
-        self._verified: dict[str, Principal] = {}  # basic-auth results, so scrypt runs once per secret
+        # Recent successful password checks, keyed by an HMAC under a per-process secret: the keys
+        # are useless to anyone who reads them (unlike a plain hash of name and password).
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self._verified_secret = secrets.token_bytes(32)
+        self._verified_lock = threading.Lock()  # password checks run in worker threads
+        self._generation = 0  # bumped by every change of the credentials
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -114,7 +146,7 @@ class CredentialStore:
             kept = [e for e in self._entries if e["name"] != name]
             removed = len(kept) != len(self._entries)
             self._entries = kept
-            self._verified.clear()
+            self._forget_verified()
             self._save()
             return removed
 
@@ -127,7 +159,13 @@ class CredentialStore:
             if any(e["name"] == entry["name"] and e["kind"] == entry["kind"] for e in self._entries):
                 raise ValueError(f"a {entry['kind']} credential named {entry['name']!r} exists already")
             self._entries.append({**entry, "scopes": scopes, "created": stamp})
+            self._forget_verified()
             self._save()
+
+    def _forget_verified(self) -> None:
+        with self._verified_lock:
+            self._verified.clear()
+            self._generation += 1
 
     def _save(self) -> None:
         if self.path is None:
@@ -147,20 +185,41 @@ class CredentialStore:
                 found = entry
         return Principal(found["name"], frozenset(found["scopes"])) if found else None
 
+    def _verified_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._verified_secret, _utf8(f"{name}\0{password}"), hashlib.sha256).digest()
+
+    def verified_password(self, name: str, password: str) -> Principal | None:
+        """The principal when this name and password were verified in the last VERIFIED_TTL_S (fast)."""
+        key = self._verified_key(name, password)
+        with self._verified_lock:
+            found = self._verified.get(key)
+            if found is not None and found[1] <= _clock():
+                del self._verified[key]
+                found = None
+        return found[0] if found else None
+
     def check_password(self, name: str, password: str) -> Principal | None:
-        cache_key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
-        if cache_key in self._verified:
-            return self._verified[cache_key]
-        for entry in self._entries:
-            if entry["kind"] == "password" and entry["name"] == name:
-                candidate = _password_hash(password, bytes.fromhex(entry["salt"]))
-                if hmac.compare_digest(candidate, entry["hash"]):
-                    principal = Principal(name, frozenset(entry["scopes"]))
-                    if len(self._verified) > 1024:
-                        self._verified.clear()
-                    self._verified[cache_key] = principal
-                    return principal
-        return None
+        """Runs scrypt (tens of ms: call it off the event loop) unless recently verified. An unknown
+        name costs the same as a known one, so timing does not tell which names exist."""
+        found = self.verified_password(name, password)
+        if found is not None:
+            return found
+        with self._verified_lock:
+            generation = self._generation
+        entry = next((e for e in self._entries if e["kind"] == "password" and e["name"] == name), None)
+        salt, expected = (bytes.fromhex(entry["salt"]), entry["hash"]) if entry else (_DUMMY_SALT, _NO_HASH)
+        candidate = _password_hash(password, salt)
+        if entry is None or not hmac.compare_digest(candidate, expected):
+            return None
+        principal = Principal(name, frozenset(entry["scopes"]))
+        key = self._verified_key(name, password)
+        with self._verified_lock:
+            if generation == self._generation:  # else the credentials changed while scrypt ran
+                self._verified[key] = (principal, _clock() + VERIFIED_TTL_S)
+                self._verified.move_to_end(key)
+                while len(self._verified) > VERIFIED_MAX:
+                    self._verified.popitem(last=False)
+        return principal
 
 
 @dataclass(frozen=True)
@@ -173,68 +232,210 @@ class JwtSettings:
     leeway_s: int = 30
 
 
+# The curve each ECDSA algorithm signs with.
+_EC_CURVES = {"ES256": "secp256r1", "ES256K": "secp256k1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def _suits(key: Any, algorithm: str) -> bool:
+    """Whether ``key`` can verify ``algorithm`` at all (PyJWT raises, not refuses, on a mismatch)."""
+    if algorithm.startswith(("RS", "PS")):
+        return isinstance(key, rsa.RSAPublicKey)
+    if algorithm.startswith("ES"):
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _EC_CURVES.get(algorithm)
+    if algorithm == "EdDSA":
+        return isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey))
+    return False  # HMAC and "none" are never accepted with public keys
+
+
+_PUBLIC_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+
+
+def _public(key: Any) -> Any:
+    private = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
+    return key.public_key() if isinstance(key, private) else key
+
+
+def _load_public_key(path: str) -> Any:
+    """A PEM public key (or certificate, SSH public key, or private key: its public half)."""
+    data = Path(path).read_bytes()
+    loaders = (
+        serialization.load_pem_public_key,
+        lambda d: x509.load_pem_x509_certificate(d).public_key(),
+        serialization.load_ssh_public_key,
+        lambda d: serialization.load_pem_private_key(d, password=None),
+    )
+    for loader in loaders:
+        try:
+            return _public(loader(data))
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+    raise ValueError(f"jwt_public_key {path}: not a PEM public key or certificate")
+
+
+@dataclass(frozen=True)
+class _VerifyingKey:
+    key: Any
+    kid: str | None = None  # None: tried for any kid
+    alg: str | None = None  # the JWK's "alg": only tokens of this algorithm
+
+
+def _load_jwks(path: str) -> list[_VerifyingKey]:
+    """The usable signing keys of a JWKS file; others (encryption keys, unknown types) are skipped."""
+    document = json.loads(Path(path).read_text())
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"jwt_jwks {path}: not a JWKS (no 'keys' list)")
+    keys = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = _public(jwt.PyJWK(entry).key)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            log.warning("jwt_jwks %s: key %r skipped: %s", path, entry.get("kid"), exc)
+            continue
+        if not isinstance(key, _PUBLIC_KEYS):
+            log.warning(
+                "jwt_jwks %s: key %r skipped: not a public key (shared secrets are not accepted)",
+                path,
+                entry.get("kid"),
+            )
+            continue
+        kid, alg = entry.get("kid"), entry.get("alg")
+        keys.append(_VerifyingKey(key, kid if isinstance(kid, str) else None, alg if isinstance(alg, str) else None))
+    if not keys:
+        raise ValueError(f"jwt_jwks {path}: no usable signing key")
+    return keys
+
+
 class JwtVerifier:
     def __init__(self, settings: JwtSettings) -> None:
         self.settings = settings
-        self._key: Any = None
-        self._jwks: jwt.PyJWKSet | None = None
+        self._keys: list[_VerifyingKey] = []
         if settings.public_key:
-            self._key = Path(settings.public_key).read_text()
+            self._keys.append(_VerifyingKey(_load_public_key(settings.public_key)))
         if settings.jwks:
-            self._jwks = jwt.PyJWKSet.from_json(Path(settings.jwks).read_text())
+            self._keys += _load_jwks(settings.jwks)
 
     @staticmethod
     def looks_like_jwt(token: str) -> bool:
         return token.count(".") == 2 and not token.startswith(TOKEN_PREFIX)
 
-    def _key_for(self, token: str) -> Any:
-        if self._jwks is not None:
-            kid = jwt.get_unverified_header(token).get("kid")
-            for key in self._jwks.keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
-            raise jwt.InvalidTokenError("no key in the JWKS matches the token's kid")
-        return self._key
-
     def check(self, token: str) -> Principal | None:
+        """The token's principal, or None for any token that is not valid (never an exception)."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key_for(token),
-                algorithms=list(self.settings.algorithms),
-                audience=self.settings.audience,
-                issuer=self.settings.issuer,
-                leeway=self.settings.leeway_s,
-                options={"require": ["exp", "sub"], "verify_aud": self.settings.audience is not None},
-            )
-        except jwt.InvalidTokenError:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
             return None
-        raw = claims.get("scope", claims.get("scp", []))
-        scopes = raw.split() if isinstance(raw, str) else list(raw)
-        return Principal(str(claims.get("client_id") or claims["sub"]), normalise_scopes(scopes))
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or algorithm not in self.settings.algorithms:
+            return None
+        for candidate in self._keys:
+            if candidate.kid is not None and kid is not None and candidate.kid != kid:
+                continue
+            if (candidate.alg is not None and candidate.alg != algorithm) or not _suits(candidate.key, algorithm):
+                continue
+            try:
+                claims = jwt.decode(
+                    token,
+                    candidate.key,
+                    algorithms=[algorithm],
+                    audience=self.settings.audience,
+                    issuer=self.settings.issuer,
+                    leeway=self.settings.leeway_s,
+                    options={"require": ["exp", "sub"], "verify_aud": self.settings.audience is not None},
+                )
+            except (jwt.PyJWTError, ValueError, TypeError):
+                continue
+            return _principal_of(claims)
+        return None
+
+
+def _principal_of(claims: dict[str, Any]) -> Principal | None:
+    """The principal a verified JWT names, or None when its claims are not of the right types."""
+    raw = claims.get("scope", claims.get("scp", []))
+    if isinstance(raw, str):
+        scopes = raw.split()
+    elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        scopes = raw
+    else:
+        return None
+    name = claims.get("client_id", claims.get("sub"))
+    if not isinstance(name, str) or not name:
+        return None
+    return Principal(name, normalise_scopes(scopes))
 
 
 class Authenticator:
-    """Finds the principal of an ASGI request, and checks it has the scope the request needs."""
+    """Finds the principal of an ASGI request, and checks it has the scope the request needs.
 
-    def __init__(self, store: CredentialStore, jwt_verifier: JwtVerifier | None = None) -> None:
+    Tokens (SHA-256, JWT signatures) are checked on the event loop: they are fast. Passwords (scrypt,
+    tens of ms) are checked in worker threads, at most ``password_concurrency`` at once, so a flood
+    of basic-auth attempts never delays other requests. After ``failure_limit`` wrong passwords in
+    ``failure_window_s`` from one client or for one user name, further basic-auth attempts from that
+    client or for that name get 429 with Retry-After, without running scrypt.
+    """
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        jwt_verifier: JwtVerifier | None = None,
+        *,
+        failure_limit: int = 20,
+        failure_window_s: float = 60.0,
+        password_concurrency: int = 2,
+    ) -> None:
         self.store = store
         self.jwt = jwt_verifier
+        self.clients = FailureThrottle(failure_limit, failure_window_s)
+        self.users = FailureThrottle(failure_limit, failure_window_s)  # a table of its own: see throttle.py
+        self._concurrency = max(1, password_concurrency)
+        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="tams-password")
+        # One semaphore per event loop (an asyncio.Semaphore belongs to the loop it first waits on).
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _from_token(self, token: str) -> Principal | None:
         if self.jwt is not None and JwtVerifier.looks_like_jwt(token):
             return self.jwt.check(token)
         return self.store.check_token(token)
 
-    def _from_basic(self, value: str) -> Principal | None:
+    def _refuse_if_throttled(self, client: str | None, user: bytes) -> None:
+        wait = self.users.retry_after(user)
+        if client is not None:
+            wait = max(wait, self.clients.retry_after(client))
+        if wait > 0:
+            raise AuthError(
+                429,
+                "too many wrong passwords from this client or for this user: try again later",
+                {"Retry-After": str(math.ceil(wait))},
+            )
+
+    async def _from_basic(self, value: str, client: str | None) -> Principal | None:
         try:
             name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        return self.store.check_password(name, password)
+        user = hashlib.blake2b(_utf8(name), digest_size=16).digest()  # names may be long: keep a digest
+        self._refuse_if_throttled(client, user)
+        principal = self.store.verified_password(name, password)
+        if principal is not None:
+            return principal
+        loop = asyncio.get_running_loop()
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(self._concurrency))
+        async with slots:
+            self._refuse_if_throttled(client, user)  # failures may have piled up while this one waited
+            principal = await loop.run_in_executor(self._executor, self.store.check_password, name, password)
+        if principal is None:
+            self.users.failed(user)
+            if client is not None:
+                self.clients.failed(client)
+        return principal
 
     async def authenticate(self, scope: dict[str, Any]) -> Principal:
-        """The caller, or AuthError(401). Removes ``access_token`` from the query so no log shows it."""
+        """The caller, or AuthError(401, or 429 when throttled). Removes ``access_token`` from the
+        query so no log shows it."""
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -246,7 +447,7 @@ class Authenticator:
         if kind.lower() == "bearer" and credential:
             principal = self._from_token(credential.strip())
         elif kind.lower() == "basic" and credential:
-            principal = self._from_basic(credential.strip())
+            principal = await self._from_basic(credential.strip(), client_key(scope.get("client")))
         elif url_tokens:
             principal = self._from_token(url_tokens[0])
         elif not authorization:

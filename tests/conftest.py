@@ -57,7 +57,7 @@ OUR_SPEC = spec.SPEC_PATH
 DEFAULT_TEST_VERSIONS = "7.0,8.2"
 BASE_URL = "http://testserver"
 # The admin credential every test app is started with (tests of authentication make their own).
-ADMIN_TOKEN = "tams_test-admin-token"
+ADMIN_TOKEN = "tams_test-admin-9Kq2vX7pLm4Rz8Tw"  # strong enough for secret_strength
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The spec's first server; openapi-core matches request URLs against the servers list.
 VALIDATION_HOST = "http://localhost:4010"
