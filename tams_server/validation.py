@@ -7,7 +7,10 @@ Connexion validates with Draft 4, which silently ignores numeric ``exclusiveMini
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
@@ -17,9 +20,10 @@ from connexion.validators import (
     JSONRequestBodyValidator,
     ParameterValidator,
 )
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 from starlette.types import Scope
 
+from tams_server import ecma_regex
 from tams_server.bodies import PARSED_BODY
 from tams_server.specload import ORIGINAL_SCHEMA
 
@@ -27,18 +31,39 @@ from tams_server.specload import ORIGINAL_SCHEMA
 # an empty accept_get_urls asks for no URLs; an empty accept_storage_ids asks for no filtering.
 EMPTY_ALLOWED = frozenset({"accept_get_urls", "accept_storage_ids"})
 
-_cache: dict[int, tuple[Any, Draft202012Validator]] = {}
+log = logging.getLogger("tams_server")
 
 
-def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
-    """A cached 2020-12 validator for a (downgraded) schema, using its original if kept."""
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """``pattern`` as JSON Schema means it: ECMA-262, not Python's ``re`` (see ``tams_server.ecma_regex``)."""
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matched = ecma_regex.search(pattern, instance)
+    except ecma_regex.EcmaPatternError as exc:  # not in our specs (a test checks): Python's reading, logged once
+        _warn_once(str(exc))
+        matched = re.search(pattern, instance) is not None
+    if not matched:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _warn_once(problem: str) -> None:
+    log.warning("schema pattern read with Python's rules, not ECMA-262's: %s", problem)
+
+
+# The 2020-12 validator with ECMA-262 patterns: what every schema of the API is checked with.
+TamsValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+_cache: dict[int, tuple[Any, Any]] = {}
+
+
+def validator_for(schema: dict[str, Any]) -> Any:
+    """A cached 2020-12 validator (``TamsValidator``) for a (downgraded) schema, using its original if kept."""
     entry = _cache.get(id(schema))
     if entry is None or entry[0] is not schema:
         original = schema.get(ORIGINAL_SCHEMA, schema)
-        entry = (
-            schema,
-            Draft202012Validator(original, format_checker=Draft202012Validator.FORMAT_CHECKER),
-        )
+        entry = (schema, TamsValidator(original, format_checker=Draft202012Validator.FORMAT_CHECKER))
         _cache[id(schema)] = entry
     return entry[1]
 
@@ -75,7 +100,7 @@ class TamsParameterValidator(ParameterValidator):
 
 class TamsBodyValidator(JSONRequestBodyValidator):
     @property
-    def _validator(self) -> Draft202012Validator:
+    def _validator(self) -> Any:
         return validator_for(self._schema)
 
     async def _parse(self, stream: AsyncIterator[bytes], scope: Scope) -> Any:
