@@ -69,10 +69,93 @@ def validator_for(schema: dict[str, Any]) -> Any:
 
 
 def describe(error: ValidationError) -> str:
-    """A short message naming where in the document the error is."""
-    best = max(error.context or [error], key=lambda e: len(e.absolute_path))
+    """A short message naming where in the document the error is; for a body that fits none of a
+    ``oneOf``/``anyOf``, what is wrong for the branch it was meant for (the one its ``format`` names)."""
+    best = _focus(error)
     where = "/".join(str(p) for p in best.absolute_path)
-    return f"{best.message} (at {where})" if where else best.message
+    message = best.message if len(best.message) <= MAX_MESSAGE else best.message[: MAX_MESSAGE - 3] + "..."
+    return f"{message} (at {where})" if where else message
+
+
+MAX_MESSAGE = 300  # jsonschema quotes the whole offending value: a long one makes no better summary
+
+
+def _focus(error: ValidationError) -> ValidationError:
+    """The error that says what is wrong, into the ``oneOf``/``anyOf`` branches the instance meant."""
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        # A branch refusing the value of the instance's discriminator (a property's const/enum, as
+        # "format") is of another kind; a branch whose const/enum that value is, is the one meant.
+        meant = {index: errors for index, errors in branches.items() if not any(map(_discriminates, errors))}
+        claimed = [errors for index, errors in meant.items() if _claims(error.validator_value[index], error.instance)]
+        if claimed:
+            error = max(min(claimed, key=len), key=_depth)
+            continue
+        other_kinds = [errors for index, errors in branches.items() if index not in meant]
+        unknown_kind = _discriminator_error(other_kinds) if other_kinds else None
+        if unknown_kind is not None:  # a kind (format) none of the branches has
+            return unknown_kind
+        if not meant:
+            return max(error.context, key=_depth)
+        candidates = [_missing(errors) or max(errors, key=_depth) for errors in meant.values()]
+        if len({c.message for c in candidates}) == 1:
+            error = candidates[0]
+            continue
+        return ValidationError(
+            ", or ".join(dict.fromkeys(c.message for c in candidates)),
+            validator=error.validator,
+            instance=error.instance,
+            path=error.absolute_path,
+        )
+    return error
+
+
+def _missing(errors: list[ValidationError]) -> ValidationError | None:
+    """A property missing from the instance itself: what tells the branches apart when no kind is named."""
+    return next((e for e in errors if e.validator == "required" and not e.relative_path), None)
+
+
+def _depth(error: ValidationError) -> int:
+    return len(error.absolute_path)
+
+
+def _discriminates(error: ValidationError) -> bool:
+    """A const/enum refusing a property of the instance itself (or the instance): a wrong kind."""
+    return error.validator in ("const", "enum") and len(error.relative_path) <= 1
+
+
+def _claims(schema: Any, instance: Any) -> bool:
+    """Whether ``schema`` (through ``allOf``) names the instance's kind: a property's const/enum it has."""
+    if not isinstance(schema, dict) or not isinstance(instance, dict):
+        return False
+    for name, sub in (schema.get("properties") or {}).items():
+        if not isinstance(sub, dict) or name not in instance:
+            continue
+        if ("const" in sub and sub["const"] == instance[name]) or instance[name] in sub.get("enum", ()):
+            return True
+    return any(_claims(part, instance) for part in schema.get("allOf", ()))
+
+
+def _discriminator_error(branches: list[list[ValidationError]]) -> ValidationError | None:
+    """When these branches all refuse the same property's value: one error listing every value allowed."""
+    refusals = [next(e for e in errors if _discriminates(e)) for errors in branches]
+    if len({tuple(e.relative_path) for e in refusals}) != 1:
+        return None
+    allowed: list[Any] = []
+    for refusal in refusals:
+        for value in [refusal.validator_value] if refusal.validator == "const" else refusal.validator_value:
+            if value not in allowed:
+                allowed.append(value)
+    first = refusals[0]
+    return ValidationError(
+        f"{first.instance!r} is not one of {allowed!r}",
+        validator="enum",
+        validator_value=allowed,
+        instance=first.instance,
+        path=first.absolute_path,
+    )
 
 
 class TamsParameterValidator(ParameterValidator):

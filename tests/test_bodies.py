@@ -11,7 +11,7 @@ from typing import Any
 
 import hypothesis
 import pytest
-from conftest import ADMIN_HEADERS, app_settings, error_body_problems, flow_body, new_id
+from conftest import ADMIN_HEADERS, OFFICIAL_SPECS, app_settings, error_body_problems, flow_body, new_id
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -300,3 +300,43 @@ def test_the_quick_check_and_the_walk_agree(value: Any, nesting: int, limit: int
     except bodies.Refused as refused:
         walked = refused
     assert bodies._fine(value, limit, surrogates=True) is (walked is None)
+
+
+# --------------------------------------------------------------------------- what a refused flow is told
+
+
+@pytest.fixture(scope="module")
+def official_clients() -> dict[str, TestClient]:
+    if not all(path.is_file() for path in OFFICIAL_SPECS.values()):
+        pytest.skip("the official specs are not here")
+    app = create_app(app_settings(specs={version: str(path) for version, path in OFFICIAL_SPECS.items()}))
+    return {
+        version: TestClient(app, base_url=f"http://testserver/v{version}", headers=ADMIN_HEADERS)
+        for version in VERSIONS
+    }
+
+
+@pytest.mark.parametrize("which_spec", ["ours", "official"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_flow_that_fits_no_kind_is_told_what_its_own_format_lacks(
+    clients: dict[str, TestClient], official_clients: dict[str, TestClient], version: str, which_spec: str
+) -> None:
+    client = (clients if which_spec == "ours" else official_clients)[version]
+
+    def summary(body: dict[str, Any]) -> str:
+        response = client.put(f"/flows/{body['id']}", json=body)
+        assert response.status_code == 400, response.text
+        return response.json()["summary"]
+
+    # The case: a data flow without essence_parameters was told it is not a video flow.
+    said = summary(flow_body("data", essence_parameters=None))
+    assert "'essence_parameters' is a required property" in said, said
+    assert "urn:x-nmos:format:video" not in said, said
+    said = summary(flow_body("image", essence_parameters={"frame_width": 1}))
+    assert "'frame_height' is a required property (at essence_parameters)" in said, said
+    said = summary(flow_body("audio", essence_parameters={"sample_rate": "fast"}))
+    assert "'fast' is not of type 'integer' (at essence_parameters/sample_rate)" in said, said
+    # A format no kind has: every format allowed is listed.
+    said = summary(flow_body("video", format="urn:x-nmos:format:smell"))
+    for kind in ("video", "audio", "data", "multi"):
+        assert f"urn:x-nmos:format:{kind}" in said, said
