@@ -50,7 +50,7 @@ class DeliveryPolicy:
     attempts: int = 5  # first try plus four retries
     backoff_s: float = 0.5  # doubled after each failure ...
     max_backoff_s: float = 30.0  # ... up to this
-    timeout_s: float = 5.0  # per POST
+    timeout_s: float = 5.0  # per network step (connect, each read or write); attempt_timeout_s bounds them all
     queue_size: int = 1000  # per registration
     allow_private: bool = False  # receivers on loopback/private addresses (SSRF guard)
     response_limit_bytes: int = 64 * 2**10  # of a receiver's answer, read at most this much
@@ -245,8 +245,8 @@ class WebhookDispatcher:
                     return None
             except ReceiverUnresolved as exc:
                 problem = exc.summary  # DNS may answer on the next attempt
-            except BadRequest as exc:
-                problem = exc.summary
+            except (BadRequest, httpx.InvalidURL) as exc:
+                problem = exc.summary if isinstance(exc, BadRequest) else f"invalid URL: {exc}"
                 break  # the address is refused: retrying will not help
             except TimeoutError:
                 problem = f"no complete answer within {self.policy.attempt_timeout_s:g} s"
@@ -268,22 +268,23 @@ class WebhookDispatcher:
         pinned = {**headers, "Host": target.netloc.decode("ascii")}
         extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
         async with self._client(target) as client:
-            for tried, address in enumerate(addresses, 1):
-                request = client.stream(
-                    "POST", target.copy_with(host=address), json=body, headers=pinned, extensions=extensions
-                )
+            for address in addresses[:-1]:
                 try:
-                    async with request as response:
-                        read = 0
-                        async for chunk in response.aiter_raw():
-                            read += len(chunk)
-                            if read >= self.policy.response_limit_bytes:
-                                break  # closing the stream unread closes its connection
-                    return None if response.is_success else f"HTTP {response.status_code}"
+                    return await self._post(client, target.copy_with(host=address), body, pinned, extensions)
                 except (httpx.ConnectError, httpx.ConnectTimeout):
-                    if tried == len(addresses):
-                        raise
-        raise AssertionError("unreachable: receiver_addresses returns at least one address")
+                    continue  # the name's next address
+            return await self._post(client, target.copy_with(host=addresses[-1]), body, pinned, extensions)
+
+    async def _post(
+        self, client: httpx.AsyncClient, url: httpx.URL, body: Json, headers: dict[str, str], extensions: Json
+    ) -> str | None:
+        async with client.stream("POST", url, json=body, headers=headers, extensions=extensions) as response:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= self.policy.response_limit_bytes:
+                    break  # closing the stream unread closes its connection: the rest is never read
+        return None if response.is_success else f"HTTP {response.status_code}"
 
     @contextlib.asynccontextmanager
     async def _client(self, target: httpx.URL) -> AsyncIterator[httpx.AsyncClient]:
@@ -320,6 +321,7 @@ class WebhookDispatcher:
         self._drop(webhook, event_type, f"{type(exc).__name__}{where}: {message}")
 
     def _drop(self, webhook: Json, event_type: str | None, why: str) -> None:
-        self.dropped += 1
+        with self._pending_lock:  # request threads drop too (publish)
+            self.dropped += 1
         webhook_id, url = (webhook.get("id"), webhook.get("url")) if isinstance(webhook, dict) else (None, None)
         log.warning("dropped %s event for webhook %s (%s): %s", event_type, webhook_id or "-", url, why)

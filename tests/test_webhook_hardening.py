@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from backends import events
+from tams_server import webhooks
 from tams_server.app import TamsApp, create_app
 from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
 
@@ -213,9 +214,10 @@ def test_a_trickling_receiver_holds_a_delivery_no_longer_than_the_attempt_timeou
 
 @pytest.fixture
 def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """``socket.getaddrinfo`` answering for names the test sets (``answers[name]``: one address per
-    lookup, the last one repeated); other names resolve as usual. ``lookups`` lists the names asked."""
-    answers: dict[str, list[str]] = {"lookups": []}
+    """``socket.getaddrinfo`` answering for names the test sets (``answers[name]``: one answer per
+    lookup, the last one repeated; an answer is an address or a tuple of them); other names resolve
+    as usual. ``lookups`` lists the names asked."""
+    answers: dict[str, list[Any]] = {"lookups": []}
     real = socket.getaddrinfo
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
@@ -224,8 +226,9 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
             return real(host, port, *args, **kwargs)
         answers["lookups"].append(name)
         queue = answers[name]
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port)))]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        addresses = answer if isinstance(answer, tuple) else (answer,)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, int(port))) for a in addresses]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return answers
@@ -260,6 +263,41 @@ def test_a_name_that_rebinds_to_loopback_is_never_connected_to(
     assert public.requests[0][0]["host"] == f"rebind.test:{inside.port}"
     assert "reaches a non-public address" in caplog.text
     assert resolver["lookups"] == ["rebind.test", "rebind.test"]  # one lookup per attempt, no other
+
+
+def test_every_address_of_a_name_is_checked_and_the_next_is_tried_when_one_refuses(
+    listeners, dispatchers, resolver, public_127_0_0_2, caplog
+) -> None:
+    """One public address among private ones does not let a delivery through; when every address
+    is allowed, one that refuses the connection (nothing listens on 127.0.0.3) passes to the next."""
+    receiver = Listener()
+    listeners.append(receiver)
+    resolver["mixed.test"] = [("127.0.0.2", "127.0.0.1")]
+    resolver["spare.test"] = [("127.0.0.3", "127.0.0.1")]
+    mixed, spare = hook(f"http://mixed.test:{receiver.port}/a"), hook(f"http://spare.test:{receiver.port}/b")
+    dispatcher_for(dispatchers, [mixed], attempts=1, allow_private=False).publish(flow_created())
+    dispatcher_for(dispatchers, [spare], attempts=1, allow_private=True).publish(flow_created())
+    assert all(d.wait_idle(10) for d in dispatchers)
+    assert [headers["host"] for headers, _ in receiver.requests] == [f"spare.test:{receiver.port}"]
+    assert f"webhook {mixed['id']}" in caplog.text and "reaches a non-public address" in caplog.text
+
+
+def test_idle_clients_beyond_the_limit_are_closed(listeners, dispatchers, monkeypatch) -> None:
+    """A client (connection pool) per receiver origin, the least recently used idle ones closed."""
+    monkeypatch.setattr(webhooks, "MAX_CLIENTS", 1)
+    first, second = Listener(), Listener()
+    listeners.extend([first, second])
+    hooks = [hook(f"http://127.0.0.1:{first.port}/hook")]
+    dispatcher = dispatcher_for(dispatchers, hooks, **FAST)
+    dispatcher.publish(flow_created())
+    assert dispatcher.wait_idle(10)
+    hooks[:] = [hook(f"http://127.0.0.1:{second.port}/hook")]
+    dispatcher.publish(flow_created())
+    dispatcher.publish(flow_created())
+    assert dispatcher.wait_idle(10)
+    assert (len(first.requests), len(second.requests)) == (1, 2)
+    assert [key[2] for key in dispatcher._clients] == [second.port]
+    assert second.connections == 1  # its client kept the connection between the two events
 
 
 def _certificate(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
