@@ -7,7 +7,9 @@ caller may do: ``read`` (GET/HEAD), ``write`` (PUT/POST), ``delete`` (DELETE) an
 (service settings and webhooks); ``tams-api/read`` and so on are accepted too.
 
 Secrets are stored hashed (scrypt for passwords, SHA-256 for random API tokens) and compared in
-constant time; none is ever logged.
+constant time; none is ever logged. Passwords are checked in worker threads (scrypt costs tens of
+ms), unknown user names at the same cost as known ones, and wrong passwords are throttled per client
+and per user name (429); a bad JWT of any kind is a 401.
 """
 
 from __future__ import annotations
@@ -389,8 +391,8 @@ class Authenticator:
         self.jwt = jwt_verifier
         self.clients = FailureThrottle(failure_limit, failure_window_s)
         self.users = FailureThrottle(failure_limit, failure_window_s)  # a table of its own: see throttle.py
-        self._concurrency = max(1, password_concurrency)
-        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="tams-password")
+        self.password_concurrency = max(1, password_concurrency)
+        self._executor = ThreadPoolExecutor(self.password_concurrency, thread_name_prefix="tams-password")
         # One semaphore per event loop (an asyncio.Semaphore belongs to the loop it first waits on).
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -423,7 +425,7 @@ class Authenticator:
         if principal is not None:
             return principal
         loop = asyncio.get_running_loop()
-        slots = self._slots.setdefault(loop, asyncio.Semaphore(self._concurrency))
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.password_concurrency))
         async with slots:
             self._refuse_if_throttled(client, user)  # failures may have piled up while this one waited
             principal = await loop.run_in_executor(self._executor, self.store.check_password, name, password)

@@ -404,3 +404,32 @@ def test_jwts_without_issuer_or_audience_are_warned_about(caplog: pytest.LogCapt
     assert len(warnings) == 1 and "jwt_audience" in warnings[0] and "jwt_issuer" not in warnings[0]
     assert warnings[0] in caplog.text
     assert check_settings(Settings(jwt_jwks="jwks.json", jwt_issuer="i", jwt_audience="a")) == []
+
+
+# --------------------------------------------------------------------------- through create_app
+
+WIRING = "app.py does not yet pass the settings to Authenticator / call check_settings (issue 12 wiring)"
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_create_app_refuses_a_weak_secret() -> None:
+    with pytest.raises(WeakSecretError, match="media_secret"):
+        create_app(app_settings(media_secret="secret"))
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_create_app_passes_the_auth_settings_and_warns_about_open_jwts(
+    tmp_path: Path, keys: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys["rsa"].public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    settings = app_settings(
+        auth_failure_limit=3,
+        auth_failure_window_s=5,
+        password_check_concurrency=1,
+        jwt_jwks=str(tmp_path / "jwks.json"),
+    )
+    with caplog.at_level(logging.WARNING):
+        app = create_app(settings)
+    assert "jwt_issuer or jwt_audience" in caplog.text
+    assert (app.auth.clients.limit, app.auth.users.window_s, app.auth.password_concurrency) == (3, 5, 1)
