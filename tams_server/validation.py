@@ -12,8 +12,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 from connexion.datastructures import MediaTypeDict
+from connexion.decorators.parameter import pythonic
 from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.validators import (
     VALIDATOR_MAP,
@@ -73,8 +75,12 @@ def describe(error: ValidationError) -> str:
     ``oneOf``/``anyOf``, what is wrong for the branch it was meant for (the one its ``format`` names)."""
     best = _focus(error)
     where = "/".join(str(p) for p in best.absolute_path)
-    message = best.message if len(best.message) <= MAX_MESSAGE else best.message[: MAX_MESSAGE - 3] + "..."
+    message = _short(best.message)
     return f"{message} (at {where})" if where else message
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 MAX_MESSAGE = 300  # jsonschema quotes the whole offending value: a long one makes no better summary
@@ -88,12 +94,16 @@ def _focus(error: ValidationError) -> ValidationError:
             branches.setdefault(sub.relative_schema_path[0], []).append(sub)
         # A branch refusing the value of the instance's discriminator (a property's const/enum, as
         # "format") is of another kind; a branch whose const/enum that value is, is the one meant.
-        meant = {index: errors for index, errors in branches.items() if not any(map(_discriminates, errors))}
+        meant = {
+            index: errors
+            for index, errors in branches.items()
+            if not any(_discriminates(e) or _wrong_type(e) for e in errors)
+        }
         claimed = [errors for index, errors in meant.items() if _claims(error.validator_value[index], error.instance)]
         if claimed:
             error = max(min(claimed, key=len), key=_depth)
             continue
-        other_kinds = [errors for index, errors in branches.items() if index not in meant]
+        other_kinds = [errors for errors in branches.values() if any(map(_discriminates, errors))]
         unknown_kind = _discriminator_error(other_kinds) if other_kinds else None
         if unknown_kind is not None:  # a kind (format) none of the branches has
             return unknown_kind
@@ -124,6 +134,11 @@ def _depth(error: ValidationError) -> int:
 def _discriminates(error: ValidationError) -> bool:
     """A const/enum refusing a property of the instance itself (or the instance): a wrong kind."""
     return error.validator in ("const", "enum") and len(error.relative_path) <= 1
+
+
+def _wrong_type(error: ValidationError) -> bool:
+    """The instance itself is of a type the branch does not take (an object for an array...)."""
+    return error.validator == "type" and not error.relative_path
 
 
 def _claims(schema: Any, instance: Any) -> bool:
@@ -159,6 +174,10 @@ def _discriminator_error(branches: list[list[ValidationError]]) -> ValidationErr
 
 
 class TamsParameterValidator(ParameterValidator):
+    def validate(self, scope: Scope) -> None:
+        _drop_shadowing_query(scope, self.parameters)
+        super().validate(scope)
+
     @staticmethod
     def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: str | None = None) -> str | None:
         if value is None:
@@ -170,7 +189,7 @@ class TamsParameterValidator(ParameterValidator):
         try:
             validator_for(param.get("schema", {})).validate(value)
         except ValidationError as error:
-            return f"{parameter_type} parameter {param['name']!r}: {error.message}"
+            return f"{parameter_type} parameter {param['name']!r}: {_short(error.message)}"
         return None
 
     def validate_path_parameter(self, param: dict, request: Any) -> str | None:
@@ -179,6 +198,37 @@ class TamsParameterValidator(ParameterValidator):
         if error:
             raise ProblemException(status=404, title="Not Found", detail=error)
         return None
+
+
+def _drop_shadowing_query(scope: Scope, parameters: dict[str, list[dict[str, Any]]]) -> None:
+    """Drop from the query string the parameters the operation does not have but whose Python name
+    is one of its handler's arguments (``?flowId=x`` beside the path's ``{flowId}``, ``?body=``):
+    Connexion would log each at ERROR (any client could fill the error log) and use none of them."""
+    query = scope.get("query_string", b"")
+    if not query:
+        return
+    known, arguments = _argument_names(
+        tuple(p["name"] for p in parameters.get("query", ())),
+        tuple(p["name"] for p in parameters.get("path", ())),
+    )
+    kept = [
+        pair
+        for pair in query.split(b"&")
+        if (key := unquote_plus(pair.partition(b"=")[0].decode("latin-1"))) in known or _pythonic(key) not in arguments
+    ]
+    if len(kept) != query.count(b"&") + 1:
+        scope["query_string"] = b"&".join(kept)
+
+
+@functools.lru_cache(maxsize=256)
+def _argument_names(query: tuple[str, ...], others: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the operation's query parameter names, the handler argument names Connexion derives)."""
+    return frozenset(query), frozenset(_pythonic(name) for name in (*query, *others)) | {"body"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _pythonic(name: str) -> str:
+    return pythonic(name)
 
 
 class TamsBodyValidator(JSONRequestBodyValidator):
