@@ -29,3 +29,11 @@ class NotSupported(TamsError):
 
 class Unavailable(TamsError):
     """The store cannot answer now (its database is unreachable, a lock stays taken): retry later (503)."""
+
+
+class AlreadyExists(TamsError):
+    """The object already has other bytes: media objects are written once (409)."""
+
+
+class StorageFull(TamsError):
+    """The disk (or quota) holding the store's data is full: nothing was written (507)."""

@@ -11,6 +11,12 @@ or 4 KB of text), while S3-compatible stores restrict keys (VAST: at most 1024 c
 ``<prefix>o/<id>``; any other id maps to ``<prefix>h/<sha256 of the id>``. The two sub-prefixes
 cannot collide, and every key is made of URL-safe characters only, so no client re-encodes it.
 
+Write-once. Media objects are immutable (TAMS segments are), so the server's own writes (``put``,
+``copy_from``) are S3 conditional writes (``If-None-Match: *``), which fail when the key exists;
+an endpoint that refuses the header gets plain writes (logged once). A presigned PUT URL cannot be
+made conditional (S3 does not sign a condition into it), so until it expires (``url_lifetime``)
+whoever holds it can replace the object's bytes; a bucket policy or versioning is the remedy there.
+
 Settings follow the VAST notes (``shared/notes/vastdb.md`` section 7): SigV4, path-style
 addressing, standard retries, a connection pool shared by threads, and botocore's new default
 request checksums turned off (``when_required``), which S3-compatible stores may reject.
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
+from backends.errors import AlreadyExists
 from backends.objectstore import ObjectStore, StorageBackendInfo
 
 try:
@@ -300,6 +307,10 @@ class S3StoreError(RuntimeError):
     """An S3 call failed (unreachable endpoint, missing bucket, access denied, ...)."""
 
 
+# How S3-compatible stores without conditional writes answer If-None-Match on a PUT or copy.
+_CONDITION_REFUSED = ("NotImplemented", "501", "InvalidArgument", "InvalidRequest", "400")
+
+
 class S3ObjectStore(ObjectStore):
     """Objects in one S3 bucket under a key prefix; clients move bytes at presigned URLs."""
 
@@ -309,6 +320,7 @@ class S3ObjectStore(ObjectStore):
         self.info = info
         self.config = config
         self._client, self._presigner = _clients(config)
+        self._conditional = True  # If-None-Match on server-side writes, until the endpoint refuses it
 
     def key(self, object_id: str) -> str:
         return object_key(self.config.prefix, object_id)
@@ -374,30 +386,76 @@ class S3ObjectStore(ObjectStore):
             raise S3StoreError(f"cannot read {key!r} in {self.config.where}: {exc}") from exc
 
     def put(self, object_id: str, data: bytes, content_type: str | None) -> None:
+        """Write the bytes once: AlreadyExists when the object holds other bytes (the same bytes
+        again are fine: a retried copy)."""
         key = self.key(object_id)
         extra = {"ContentType": content_type} if content_type else {}
         try:
-            self._client.put_object(Bucket=self.config.bucket, Key=key, Body=data, **extra)
+            written = self._write_once(
+                lambda condition: self._client.put_object(
+                    Bucket=self.config.bucket, Key=key, Body=data, **extra, **condition
+                )
+            )
+            clash = not written and self._etag(key) != hashlib.md5(data).hexdigest()
         except (ClientError, BotoCoreError) as exc:
             raise S3StoreError(f"cannot write {key!r} to {self.config.where}: {exc}") from exc
+        if clash:
+            raise AlreadyExists(f"object {object_id} already has other bytes on storage {self.info.label}")
 
     def copy_from(self, source: ObjectStore, object_id: str) -> bool:
-        """S3 to S3 on the same endpoint and keys: a server-side copy."""
+        """S3 to S3 on the same endpoint and keys: a server-side copy (write-once, as ``put``)."""
         if not isinstance(source, S3ObjectStore):
             return False
         same = all(getattr(source.config, n) == getattr(self.config, n) for n in ("endpoint_url", "access_key"))
         if not same:
             return False
         key = self.key(object_id)
+        copy_source = {"Bucket": source.config.bucket, "Key": source.key(object_id)}
         try:
-            self._client.copy_object(
-                Bucket=self.config.bucket,
-                Key=key,
-                CopySource={"Bucket": source.config.bucket, "Key": source.key(object_id)},
+            # Some endpoints (moto among them) ignore If-None-Match on a copy: look first as well.
+            written = self._etag(key) is None and self._write_once(
+                lambda condition: self._client.copy_object(
+                    Bucket=self.config.bucket, Key=key, CopySource=copy_source, **condition
+                )
             )
+            clash = not written and self._etag(key) != source._etag(source.key(object_id))
         except (ClientError, BotoCoreError) as exc:
             raise S3StoreError(f"cannot copy {key!r} to {self.config.where}: {exc}") from exc
+        if clash:
+            raise AlreadyExists(f"object {object_id} already has other bytes on storage {self.info.label}")
         return True
+
+    def _write_once(self, write: Callable[[dict[str, str]], Any]) -> bool:
+        """``write`` with ``If-None-Match: *`` (an S3 conditional write) where the endpoint takes
+        it: False when the key was taken. An endpoint refusing the header gets the plain write."""
+        if self._conditional:
+            try:
+                write({"IfNoneMatch": "*"})
+                return True
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return False
+                if code not in _CONDITION_REFUSED:
+                    raise
+                self._conditional = False
+                log.warning(
+                    "%s refuses conditional writes (%s): server-side writes there are no longer write-once",
+                    self.config.where,
+                    code,
+                )
+        write({})
+        return True
+
+    def _etag(self, key: str) -> str | None:
+        """The key's ETag without quotes (the MD5 of a single-part upload), None when absent."""
+        try:
+            head = self._client.head_object(Bucket=self.config.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return str(head.get("ETag", "")).strip('"')
 
     def stat(self, object_id: str) -> int | None:
         """The object's size in bytes, or None when nothing was uploaded."""

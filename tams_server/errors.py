@@ -20,7 +20,9 @@ STATUS = {
     errors.ReadOnly: 403,
     errors.NotFound: 404,
     errors.NotSupported: 404,
+    errors.AlreadyExists: 409,
     errors.Unavailable: 503,
+    errors.StorageFull: 507,
 }
 NAMES = {
     400: "BadRequest",
@@ -28,13 +30,16 @@ NAMES = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
     416: "RangeNotSatisfiable",
+    429: "TooManyRequests",
     500: "InternalServerError",
     501: "NotImplemented",
     503: "ServiceUnavailable",
+    507: "InsufficientStorage",
 }
 
 

@@ -21,6 +21,9 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 httpx = pytest.importorskip("httpx")
 
+from botocore.exceptions import ClientError  # noqa: E402
+
+from backends.errors import AlreadyExists  # noqa: E402
 from backends.s3store import (  # noqa: E402 (after the skips: boto3 and moto are optional)
     MotoServer,
     S3Config,
@@ -235,6 +238,59 @@ def test_nasty_ids_round_trip(store: S3ObjectStore, http: httpx.Client, object_i
     assert store.stat(object_id) == len(data)
     store.delete(object_id)
     assert store.stat(object_id) is None
+
+
+# --- write-once server-side writes -------------------------------------------------------------------
+
+
+def test_server_side_writes_never_replace_other_bytes(store: S3ObjectStore) -> None:
+    object_id = new_id()
+    store.put(object_id, b"first", "video/mp2t")
+    with pytest.raises(AlreadyExists):
+        store.put(object_id, b"other", "video/mp2t")
+    store.put(object_id, b"first", "video/mp2t")  # the same bytes again (a retried copy): fine
+    assert store.fetch(object_id) == (b"first", "video/mp2t")
+
+
+def test_a_server_side_copy_never_replaces_other_bytes(make_store: StoreFactory, http: httpx.Client) -> None:
+    source, target = make_store(bucket="tams-copy-from"), make_store(bucket="tams-copy-to")
+    object_id, planted = new_id(), new_id()
+    assert upload(http, source, object_id, b"segment", "video/mp2t") == 200
+    assert upload(http, source, planted, b"segment", "video/mp2t") == 200
+    assert upload(http, target, planted, b"planted", "video/mp2t") == 200
+    assert target.copy_from(source, object_id) is True
+    assert target.copy_from(source, object_id) is True  # again: the same bytes, fine
+    with pytest.raises(AlreadyExists):
+        target.copy_from(source, planted)
+    assert target.fetch(planted) == (b"planted", "video/mp2t")
+
+
+class _NoConditions:
+    """A client of an endpoint that refuses If-None-Match, as some S3-compatible stores do."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put_object(self, **params: Any) -> Any:
+        if "IfNoneMatch" in params:
+            error = {"Error": {"Code": "NotImplemented", "Message": "A header you provided is not implemented"}}
+            raise ClientError(error, "PutObject")
+        return self._client.put_object(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_an_endpoint_without_conditional_writes_still_takes_writes(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store()
+    store._client = _NoConditions(store._client)
+    object_id = new_id()
+    store.put(object_id, b"bytes", "video/mp2t")
+    assert store.fetch(object_id) == (b"bytes", "video/mp2t")
+    assert "refuses conditional writes" in caplog.text
+    store.put(new_id(), b"more", None)  # no second attempt with the header
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -53,6 +53,12 @@ ID_CHUNK = 1000  # ids per isin
 RETRIES = 10
 
 
+def _busy(exc: Conflict) -> EngineUnavailable:
+    # The engine's message may name files and internals: it goes to the log, not to the client.
+    log.warning("the store stays busy after %d attempts: %s", RETRIES, exc)
+    return EngineUnavailable("the store stays busy: try again")
+
+
 @dataclass
 class _Effects:
     """What a transaction does besides writing: events to publish and work to start after commit."""
@@ -98,7 +104,7 @@ class TabularCore(Backend):
                     return body(tx)
             except Conflict as exc:
                 if attempt == RETRIES - 1:
-                    raise EngineUnavailable(f"the store stays busy: {exc}") from exc
+                    raise _busy(exc) from exc
                 time.sleep(0.001 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -114,7 +120,7 @@ class TabularCore(Backend):
                     result = body(tx, effects)
             except Conflict as exc:
                 if attempt == RETRIES - 1:
-                    raise EngineUnavailable(f"the store stays busy: {exc}") from exc
+                    raise _busy(exc) from exc
                 log.debug("transaction conflict, retrying (%d)", attempt + 1)
                 time.sleep(0.002 * (attempt + 1))
                 continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from backends.errors import StorageFull
 from backends.tabular.engine import (
     ALL,
     ROW_ID,
@@ -46,6 +48,7 @@ _TYPES = {
 }
 _SQL_OPS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _names = itertools.count()
+log = logging.getLogger("tams_server.duckdb")
 SMALL_BATCH = 16  # rows: fewer go as SQL literals, more as a registered Arrow table
 
 
@@ -117,7 +120,22 @@ def where_sql(where: Where) -> tuple[str, list[Any]]:
     return (" AND ".join(parts) or "TRUE"), params
 
 
+class EngineStorageFull(EngineError, StorageFull):
+    """The database's disk (or quota) is full: the write was not made (HTTP 507, not a conflict)."""
+
+    def __init__(self, summary: str) -> None:
+        StorageFull.__init__(self, summary)
+
+
+# DuckDB reports a failed write in its message only (a commit that cannot write its WAL is a
+# TransactionException, which would otherwise read as a conflict and be retried).
+_FULL = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
 def _translate(exc: duckdb.Error) -> EngineError:
+    if any(sign in str(exc) for sign in _FULL):
+        log.error("the database cannot write: %s", exc)  # the message names the file: logged, not shown
+        return EngineStorageFull("the database's disk is full: the change was not made")
     if isinstance(exc, duckdb.TransactionException):
         return Conflict(str(exc))
     return EngineError(f"{type(exc).__name__}: {exc}")
