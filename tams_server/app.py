@@ -27,7 +27,7 @@ from backends import errors as domain_errors
 from backends import events as domain_events
 from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
 from handlers.versions import Dialect, dialect_of
-from tams_server import bodies, context, datadir, errors, media, origins, specload, versions
+from tams_server import bodies, context, datadir, errors, media, origins, secret_strength, specload, versions
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
@@ -249,7 +249,13 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
         audience=settings.jwt_audience,
     )
     verifier = JwtVerifier(jwt_settings) if settings.jwt_public_key or settings.jwt_jwks else None
-    return Authenticator(store, verifier)
+    return Authenticator(
+        store,
+        verifier,
+        failure_limit=settings.auth_failure_limit,
+        failure_window_s=settings.auth_failure_window_s,
+        password_concurrency=settings.password_check_concurrency,
+    )
 
 
 def ensure_admin(store: CredentialStore, settings: Settings) -> None:
@@ -275,6 +281,7 @@ def ensure_admin(store: CredentialStore, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> TamsApp:
     """Build the app from settings."""
     settings = settings or Settings()
+    secret_strength.check_settings(settings)  # refuses weak secrets before anything is made
     if settings.data_dir:
         datadir.make_private(Path(settings.data_dir))
     holder: list[Backend] = []

@@ -385,7 +385,7 @@ class Authenticator:
         *,
         failure_limit: int = 20,
         failure_window_s: float = 60.0,
-        password_concurrency: int = 2,
+        password_concurrency: int = 1,
     ) -> None:
         self.store = store
         self.jwt = jwt_verifier

@@ -60,7 +60,7 @@ class Settings:
     # (or against one user name), further attempts get 429 with Retry-After until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window_s: float = 60.0
-    password_check_concurrency: int = 2  # password hashes computed at once (off the event loop)
+    password_check_concurrency: int = 1  # password hashes computed at once (off the event loop)
     # Webhook receivers: at most this much of a response is read, and one delivery attempt ends after
     # webhook_attempt_timeout_s whatever the receiver does.
     webhook_response_limit_bytes: int = 64 * 2**10

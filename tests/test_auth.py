@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -172,6 +173,15 @@ def test_admin_tool_creates_lists_and_removes_credentials(tmp_path: Path, capsys
     client = TestClient(create_app(app_settings(data_dir=str(tmp_path))))
     assert client.get("/flows", headers=bearer(token)).status_code == 401
     assert admin.main(["--data-dir", str(tmp_path), "add-token", "x", "--scopes", "fly"]) == 2
+
+
+@pytest.mark.parametrize(("password", "status"), [("password1", 2), ("Tr0ub4dor&3", 2), ("x7#Lq9vR!m2Zp4Kw", 0)])
+def test_admin_refuses_weak_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str, status: int
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    command = ["--data-dir", str(tmp_path), "add-user", "editor", "--scopes", "read", "--password-stdin"]
+    assert admin.main(command) == status
 
 
 # --- JWT ----------------------------------------------------------------------------------------

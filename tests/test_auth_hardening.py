@@ -408,16 +408,13 @@ def test_jwts_without_issuer_or_audience_are_warned_about(caplog: pytest.LogCapt
 
 # --------------------------------------------------------------------------- through create_app
 
-WIRING = "app.py does not yet pass the settings to Authenticator / call check_settings (issue 12 wiring)"
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_create_app_refuses_a_weak_secret() -> None:
     with pytest.raises(WeakSecretError, match="media_secret"):
         create_app(app_settings(media_secret="secret"))
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_create_app_passes_the_auth_settings_and_warns_about_open_jwts(
     tmp_path: Path, keys: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from tams_server.auth import SCOPES, CredentialStore
+from tams_server.secret_strength import weakness
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                 password = sys.stdin.readline().rstrip("\n")
             else:
                 password = getpass.getpass(f"password for {args.name}: ")
-            if len(password) < 8:
-                print("tams-admin: a password needs at least 8 characters", file=sys.stderr)
+            weak = weakness(password)
+            if weak is not None:
+                print(f"tams-admin: that password is too weak: {weak}", file=sys.stderr)
                 return 2
             store.add_password(args.name, password, args.scopes.split(","))
             print(f"user {args.name} added")

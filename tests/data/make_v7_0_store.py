@@ -17,6 +17,7 @@ It writes, for ``tests/test_upgrade.py``:
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sys
 import tarfile
@@ -31,6 +32,7 @@ from tams_server.app import create_app
 from tams_server.config import Settings
 
 TOKEN = "tams_upgrade-test-admin-token"
+MEDIA_SECRET = "make-v7-store-" + secrets.token_urlsafe(16)  # any strong secret: URLs are not kept
 NS = uuid.UUID("5a1e0000-0000-4000-8000-000000000070")
 
 
@@ -42,7 +44,7 @@ def main(out_dir: Path) -> None:
     store = out_dir / "v7_0_store"
     shutil.rmtree(store, ignore_errors=True)
     settings = Settings(
-        backend="local", data_dir=str(store), admin_token=TOKEN, webhooks_allow_private=True, media_secret="x"
+        backend="local", data_dir=str(store), admin_token=TOKEN, webhooks_allow_private=True, media_secret=MEDIA_SECRET
     )
     expected = populate(create_app(settings))
     (out_dir / "v7_0_store.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
@@ -56,7 +58,7 @@ def main(out_dir: Path) -> None:
         data_dir=None,
         admin_token=TOKEN,
         webhooks_allow_private=True,
-        media_secret="x",
+        media_secret=MEDIA_SECRET,
     )
     app = create_app(settings)
     expected = populate(app)
