@@ -7,7 +7,8 @@
 * Hypothesis sends every operation random path values, query values and JSON bodies (mixing
   valid ids and timeranges with junk), and every query parameter its edge values: on the first
   backend (edge values on the newest version), on all and longer with ``TAMS_TEST_LONG=1``.
-* Cases whose fix belongs to another part of issue 12 are listed by owner as ``xfail(strict=False)``.
+* Hostile requests of the media URLs, webhook registrations and storage allocation, by the part of
+  the server that answers them.
 """
 
 from __future__ import annotations
@@ -224,12 +225,12 @@ def test_a_query_parameter_named_like_a_path_parameter_logs_no_error(
     assert not loud, [r.getMessage() for r in loud]
 
 
-# --------------------------------------------------------------------------- owned by other parts of issue 12
+# --------------------------------------------------------------------------- media, webhooks, storage
 
 
 @dataclass(frozen=True)
 class Owned:
-    """A hostile request whose fix another part of issue 12 owns: ``expected`` statuses once it lands."""
+    """A hostile request for one part of the server (``owner``), and the statuses it may get."""
 
     owner: str
     what: str
@@ -239,7 +240,6 @@ class Owned:
 MEDIA = "media (tams_server/media.py)"
 WEBHOOKS = "webhooks (registration checks)"
 STORAGE = "storage allocation (handlers/storage.py, backends)"
-# Flip an entry (drop its xfail) when its owner's fix lands.
 OWNED_CASES = [
     Owned(MEDIA, "expires of 5,000 digits on a signed media URL", (400, 403)),
     Owned(MEDIA, "Range of 5,000 digits on a signed media URL", (200, 206, 400, 416)),
@@ -277,14 +277,8 @@ def owned_request(store: Store, case: Owned) -> Any:
     return client.post(f"/v8.2/flows/{FLOW_ID}/storage", json={"limit": 5000})
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(strict=False, reason=f"owned by {case.owner}"), id=case.what)
-        for case in OWNED_CASES
-    ],
-)
-def test_hostile_input_owned_by_other_parts(swept: Store, case: Owned) -> None:
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.what) for case in OWNED_CASES])
+def test_hostile_input_of_media_webhooks_and_storage(swept: Store, case: Owned) -> None:
     response = owned_request(swept, case)
     check(response, case.what)
     assert response.status_code in case.expected, (case.what, response.status_code, response.text[:300])
