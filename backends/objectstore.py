@@ -195,7 +195,7 @@ class Upload(abc.ABC):
         self.object_id = object_id
         self.content_type = content_type
         self.size = 0
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5(usedforsecurity=False)
 
     def write(self, chunk: bytes) -> None:
         self._md5.update(chunk)

@@ -396,7 +396,7 @@ class S3ObjectStore(ObjectStore):
                     Bucket=self.config.bucket, Key=key, Body=data, **extra, **condition
                 )
             )
-            clash = not written and self._etag(key) != hashlib.md5(data).hexdigest()
+            clash = not written and self._etag(key) != hashlib.md5(data, usedforsecurity=False).hexdigest()
         except (ClientError, BotoCoreError) as exc:
             raise S3StoreError(f"cannot write {key!r} to {self.config.where}: {exc}") from exc
         if clash:

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from urllib.parse import quote
 
 import anyio
@@ -230,15 +231,16 @@ async def _upload(
     try:
         pending: list[bytes] = []
         gathered = 0
-        async for chunk in _pieces(request, settings.body_idle_timeout_s):
-            if upload.size + gathered + len(chunk) > limit:
-                await anyio.to_thread.run_sync(upload.abort)
-                return _error(413, too_large, {"Connection": "close"})
-            pending.append(chunk)
-            gathered += len(chunk)
-            if gathered >= _WRITE_BATCH:
-                await anyio.to_thread.run_sync(upload.write, b"".join(pending))
-                pending, gathered = [], 0
+        async with aclosing(_pieces(request, settings.body_idle_timeout_s)) as pieces:
+            async for chunk in pieces:
+                if upload.size + gathered + len(chunk) > limit:
+                    await anyio.to_thread.run_sync(upload.abort)
+                    return _error(413, too_large, {"Connection": "close"})
+                pending.append(chunk)
+                gathered += len(chunk)
+                if gathered >= _WRITE_BATCH:  # written off the event loop, a batch at a time
+                    await anyio.to_thread.run_sync(upload.write, b"".join(pending))
+                    pending, gathered = [], 0
         if pending:
             await anyio.to_thread.run_sync(upload.write, b"".join(pending))
         await anyio.to_thread.run_sync(upload.commit)
