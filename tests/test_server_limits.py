@@ -174,7 +174,8 @@ def test_the_hardening_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> Non
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[0] for row in rows[1:]] == [
         "| idle",
-        "| 4 wrong-password clients",
+        "| 4 clients guessing passwords (16 at a time)",
+        "| 4 clients flooding wrong passwords, never backing off (16 at a time)",
         "| 20 slow connections",
     ]
     assert "401" in rows[2] or "429" in rows[2]
