@@ -7,8 +7,6 @@ import logging
 import os
 import socket
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ADMIN_HEADERS, ADMIN_TOKEN
-from test_server_process import free_port
 
 from tams_server import cli, serving
+from tools import server_process
 
 HEADER_TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     data_dir = tmp_path_factory.mktemp("data") / "store"
     env = {
         **os.environ,
@@ -33,28 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         "TAMS_DATA_DIR": str(data_dir),
         "TAMS_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tams_server.cli", "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/service", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"tams-server did not start:\n{output}")
-                time.sleep(0.1)
+    with server_process.running(["--log-level", "warning"], env) as url:
         yield url, data_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _connect(url: str) -> socket.socket:

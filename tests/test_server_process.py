@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,38 +10,14 @@ import httpx
 import pytest
 from conftest import ADMIN_HEADERS, ADMIN_TOKEN
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tools import server_process
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tams_server.cli", "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TAMS_ADMIN_TOKEN": ADMIN_TOKEN, "TAMS_DATA_DIR": str(tmp_path_factory.mktemp("data"))},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/service", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"tams-server did not start:\n{output}")
-                time.sleep(0.1)
+    env = {**os.environ, "TAMS_ADMIN_TOKEN": ADMIN_TOKEN, "TAMS_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+    with server_process.running(["--log-level", "warning"], env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_media_round_trip_over_real_http(server: str) -> None:

@@ -26,7 +26,6 @@ import os
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+
+from tools import server_process
 
 TOKEN = "tams_" + secrets.token_urlsafe(32)
 PHASES = 4  # per round: idle, guessing, flooding, slow connections
@@ -55,15 +56,8 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def server(extra_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = {
             **os.environ,
@@ -73,23 +67,8 @@ def server(extra_env: dict[str, str]) -> Iterator[str]:
             "TAMS_DATA_DIR": data,
             **extra_env,
         }
-        command = [sys.executable, "-m", "tams_server.cli", "--backend", "memory", "--port", str(port)]
-        process = subprocess.Popen([*command, "--log-level", "error"], env=env, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{url}/service", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("tams-server did not start") from None
-                    time.sleep(0.1)
+        with server_process.running(["--backend", "memory", "--log-level", "error"], env) as url:
             yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def latencies(url: str, count: int) -> list[float]:
