@@ -3,7 +3,8 @@
 uvicorn closes idle kept-alive connections, but waits for ever for the headers of a request: a
 client that opens connections and sends nothing (or a byte now and then) holds them, and with them
 file descriptors, until nobody else can connect. Here every request's line and headers must arrive
-within ``header_timeout_s`` of its first byte (of the connection, for the first request); bodies
+within ``header_timeout_s`` of its first byte (of the connection, for the first request), and
+bytes that are not HTTP get the TAMS error body rather than uvicorn's text; bodies
 are bounded where they are read (``tams_server.bodies``, ``tams_server.media``). At most
 ``max_connections`` requests are served at once (uvicorn answers 503 beyond), and the process may
 open enough files for them.
@@ -12,12 +13,14 @@ open enough files for them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import resource
 from typing import Any
 
 import uvicorn
 
+from tams_server import errors
 from tams_server.config import Settings
 
 log = logging.getLogger("tams_server")
@@ -58,6 +61,16 @@ class HeaderDeadline:
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)  # type: ignore[misc]
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, as the TAMS error body (uvicorn's is text)."""
+        body = json.dumps(errors.error_body(400, "the request is not valid HTTP/1.1")).encode()
+        head = (
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(head + body)
+        self.transport.close()
 
     def _deadline_passed(self) -> None:
         self._header_deadline = None

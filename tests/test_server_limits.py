@@ -3,6 +3,7 @@ their headers are closed, and while hundreds are open an authorised request is s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -100,6 +101,22 @@ def test_hundreds_of_silent_connections_neither_block_others_nor_stay(server: tu
     finally:
         for sock in silent:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", b"\xff" * 64 + b"\r\n\r\n"]
+)
+def test_bytes_that_are_not_http_get_the_tams_error_body(server: tuple[str, Path], garbage: bytes) -> None:
+    url, _ = server
+    with _connect(url) as sock:
+        sock.sendall(garbage)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    assert set(json.loads(body)) == {"type", "summary", "time"}
 
 
 def test_the_process_keeps_its_data_owner_only(server: tuple[str, Path]) -> None:
