@@ -161,16 +161,13 @@ class TamsApp:
             return
         typed = _json_by_default(scope)
         if typed is None:
-            await errors.plain_error(400, JSON_ONLY)(scope, receive, send)
+            await errors.plain_error(400, errors.JSON_ONLY)(scope, receive, send)
             return
         with acting_as(principal.name if principal else None):
             await self.guarded_api(typed, receive, send)
 
 
 CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
-
-
-JSON_ONLY = "the request body must be JSON (Content-Type: application/json)"
 
 
 def _json_by_default(scope: Scope) -> Scope | None:

@@ -43,6 +43,9 @@ NAMES = {
 }
 
 
+JSON_ONLY = "the request body must be JSON (Content-Type: application/json)"
+
+
 def error_body(status: int, summary: str) -> dict[str, str]:
     return {"type": NAMES.get(status, f"Status{status}"), "summary": summary, "time": now()}
 
@@ -72,7 +75,7 @@ def problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     if isinstance(exc, ProblemException):
         if exc.status == 415:
             # TAMS documents 400 for a body it cannot take; every TAMS body is JSON.
-            return error_response(400, "the request body must be JSON (Content-Type: application/json)")
+            return error_response(400, JSON_ONLY)
         summary = exc.detail or exc.title or "request failed"
         return error_response(exc.status, str(summary), dict(exc.headers or {}))
     assert isinstance(exc, HTTPException)
