@@ -375,7 +375,8 @@ class Authenticator:
     tens of ms) are checked in worker threads, at most ``password_concurrency`` at once, so a flood
     of basic-auth attempts never delays other requests. After ``failure_limit`` wrong passwords in
     ``failure_window_s`` from one client or for one user name, further basic-auth attempts from that
-    client or for that name get 429 with Retry-After, without running scrypt.
+    client or for that name get 429 with Retry-After, without running scrypt. At most
+    ``password_queue`` checks wait for a turn (from many clients at once); beyond, 503 with Retry-After.
     """
 
     def __init__(
@@ -386,12 +387,16 @@ class Authenticator:
         failure_limit: int = 20,
         failure_window_s: float = 60.0,
         password_concurrency: int = 1,
+        password_queue: int = 64,
     ) -> None:
         self.store = store
         self.jwt = jwt_verifier
         self.clients = FailureThrottle(failure_limit, failure_window_s)
         self.users = FailureThrottle(failure_limit, failure_window_s)  # a table of its own: see throttle.py
         self.password_concurrency = max(1, password_concurrency)
+        # Password checks waiting for a turn, at most: beyond, 503 (each holds a connection meanwhile).
+        self.password_queue = password_queue
+        self._waiting = 0
         self._executor = ThreadPoolExecutor(self.password_concurrency, thread_name_prefix="tams-password")
         # One semaphore per event loop (an asyncio.Semaphore belongs to the loop it first waits on).
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -426,9 +431,17 @@ class Authenticator:
             return principal
         loop = asyncio.get_running_loop()
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.password_concurrency))
-        async with slots:
-            self._refuse_if_throttled(client, user)  # failures may have piled up while this one waited
-            principal = await loop.run_in_executor(self._executor, self.store.check_password, name, password)
+        if self._waiting >= self.password_queue:
+            raise AuthError(
+                503, "too many password checks are waiting: try again shortly (or use a token)", {"Retry-After": "1"}
+            )
+        self._waiting += 1
+        try:
+            async with slots:
+                self._refuse_if_throttled(client, user)  # failures may have piled up while this one waited
+                principal = await loop.run_in_executor(self._executor, self.store.check_password, name, password)
+        finally:
+            self._waiting -= 1
         if principal is None:
             self.users.failed(user)
             if client is not None:

@@ -125,6 +125,30 @@ def test_password_checks_run_off_the_loop_and_a_token_request_does_not_wait(
     assert running[1] == 2  # never more at once than password_concurrency
 
 
+def test_password_checks_beyond_the_queue_get_503_and_tokens_still_pass(
+    base_app: TamsApp, store: CredentialStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of guesses from many addresses (no one of them throttled) cannot queue without bound."""
+    gate = threading.Event()
+    monkeypatch.setattr(auth, "_password_hash", lambda password, salt: gate.wait(timeout=3) and "0" * 128)
+    app = with_auth(base_app, Authenticator(store, password_queue=4))
+
+    async def scenario() -> tuple[list[int], int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            guesses = [
+                asyncio.create_task(client.get("/service", headers=basic("editor", f"guess{i}"))) for i in range(8)
+            ]
+            await asyncio.sleep(0.3)
+            token_status = (await client.get("/service", headers=bearer(ROBOT))).status_code
+            gate.set()
+            return [r.status_code for r in await asyncio.gather(*guesses)], token_status
+
+    guesses, token_status = asyncio.run(scenario())
+    assert token_status == 200
+    assert sorted(guesses) == [401] * 4 + [503] * 4
+
+
 # --------------------------------------------------------------------------- equal cost, cache
 
 
@@ -407,7 +431,6 @@ def test_jwts_without_issuer_or_audience_are_warned_about(caplog: pytest.LogCapt
 
 
 # --------------------------------------------------------------------------- through create_app
-
 
 
 def test_create_app_refuses_a_weak_secret() -> None:
