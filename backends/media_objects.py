@@ -103,6 +103,22 @@ def register_facts(object_id: str, stored: ObjectFacts | None, posted: PostedFac
     return ObjectFacts(stored.timerange or posted.explicit_timerange, key_frames, stored.init_object_id)
 
 
+def check_reachable(object_id: str, instances: list[Json], flow_id: str) -> None:
+    """A segment naming an object this server does not know (never allocated, never registered)
+    must bring the object's ``get_urls``: else it would be stored and listed with ``get_urls: []``,
+    readable by nobody (400). Only for new registrations: stored segments are read as they are.
+
+    Init objects are exempt: a segment POST has no place for their URLs, so an uncontrolled init
+    object gets its instances afterwards (``POST /objects/{objectId}/instances``), as the spec says.
+    """
+    if not instances:
+        raise BadRequest(
+            f"object {object_id} is unknown to this server and the segment gives no get_urls, so nobody could "
+            f"read it: allocate it with POST /flows/{flow_id}/storage and upload its bytes before registering "
+            "the segment, or give the get_urls where the object can be read"
+        )
+
+
 def check_use(object_id: str, kind: str | None, wanted: str) -> None:
     """An object is media or init, never both (ADR-0045): refuse the other use (400)."""
     if kind is not None and kind != wanted:

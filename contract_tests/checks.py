@@ -19,7 +19,7 @@ from contract_tests import strategies as S
 from contract_tests import timeline
 from contract_tests.api import Api, describe
 from contract_tests.errors import ContractFailure
-from contract_tests.suite import Context, Janitor, Scope, deleted, head_matches_get, list_all, next_link
+from contract_tests.suite import Context, Janitor, Scope, deleted, head_matches_get, list_all, loopback_url, next_link
 from contract_tests.timeline import Range
 
 # --------------------------------------------------------------------------- helpers
@@ -476,6 +476,8 @@ def _minimal(kind: str) -> dict[str, Any]:
 
 def _mutations(flow: dict[str, Any], member_id: str) -> list[tuple[str, str, Any, dict[str, str] | None]]:
     base = f"/flows/{flow['id']}"
+    # Segments on objects the store has never seen bring their own URLs: nothing but read_only refuses them.
+    urls = {"get_urls": [{"url": loopback_url(), "label": "conformance"}]}
     return [
         ("PUT", base, {**flow, "label": "changed"}, None),
         ("PUT", f"{base}/tags/genre", "sport", None),
@@ -488,8 +490,8 @@ def _mutations(flow: dict[str, Any], member_id: str) -> list[tuple[str, str, Any
         ("DELETE", f"{base}/max_bit_rate", None, None),
         ("PUT", f"{base}/avg_bit_rate", 7, None),
         ("DELETE", f"{base}/avg_bit_rate", None, None),
-        ("POST", f"{base}/segments", {"object_id": new_id(), "timerange": "[50:0_51:0)"}, None),
-        ("POST", f"{base}/segments", [{"object_id": new_id(), "timerange": "[60:0_61:0)"}], None),
+        ("POST", f"{base}/segments", {"object_id": new_id(), "timerange": "[50:0_51:0)", **urls}, None),
+        ("POST", f"{base}/segments", [{"object_id": new_id(), "timerange": "[60:0_61:0)", **urls}], None),
         ("DELETE", f"{base}/segments", None, {"timerange": "[0:0_10:0)"}),
         ("DELETE", f"{base}/segments", None, None),
         ("POST", f"{base}/storage", {"limit": 1}, None),

@@ -204,6 +204,9 @@ class ObjectState:
     payload: bytes | None = None
     registered: bool = False  # once registered on a segment (stays True)
     allocated: bool = False  # made by POST /flows/{id}/storage
+    # An object the suite never allocated: the URL every segment on it gives (a server need not know
+    # such an object, and may forget it with its last segment, so each segment brings its URL).
+    url: str | None = None
 
 
 def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachine]:
@@ -743,6 +746,9 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
                     ),
                     label="fields",
                 )
+                own = self.objects[body["object_id"]].url
+                if own is not None:
+                    extras["get_urls"] = [{"url": own, "label": "external"}]
                 bodies.append({**body, **extras})
             single = count == 1 and data.draw(st.booleans(), label="single object body")
 
@@ -768,7 +774,7 @@ def machine(ctx: Context, target: Api, oracle: Api) -> type[RuleBasedStateMachin
             chosen = data.draw(st.sampled_from(pool), label="object")
             if chosen is None:
                 chosen = "external-" + str(uuid.uuid4())
-                self.objects[chosen] = ObjectState(None)
+                self.objects[chosen] = ObjectState(None, url=loopback_url())
             return chosen
 
         @rule(data=st.data())

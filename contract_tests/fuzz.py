@@ -251,6 +251,10 @@ class Fuzzer:
                     for url in item.get("get_urls") or []:
                         if isinstance(url, dict):
                             url["url"] = loopback_url()
+                    if not item.get("get_urls"):
+                        # The object is new, so it brings a URL: a store may refuse a segment nobody
+                        # could read (400), and the fuzzed fields should reach the store.
+                        item["get_urls"] = [{"url": loopback_url(), "label": "conformance"}]
         elif template.endswith("/storage") and isinstance(body, dict) and isinstance(body.get("object_ids"), list):
             body["object_ids"] = [f"conformance-{uuid.uuid4()}" for _ in body["object_ids"]]
         elif template.startswith("/service/webhooks") and method in ("POST", "PUT") and isinstance(body, dict):

@@ -22,7 +22,8 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from starlette.testclient import TestClient
 
 import backends
 import spec
+from backends.base import Backend, StorageRequest
 from contract_tests.spec import self_contained
 from tams_server.app import TamsApp, build_services, create_app
 from tams_server.config import Settings
@@ -506,11 +508,46 @@ def next_link(response: httpx.Response) -> str | None:
     return match.group(1)
 
 
+def allocate_objects(client: TestClient, flow_id: str, count: int = 1, base: str = "") -> list[str]:
+    """``count`` object ids the server allocates for ``flow_id`` (1,000 per storage POST under
+    ``base``), for any client: a segment must name an allocated (or registered) object, or bring
+    its own ``get_urls``."""
+    ids: list[str] = []
+    while len(ids) < count:
+        response = client.post(f"{base}/flows/{flow_id}/storage", json={"limit": min(1000, count - len(ids))})
+        assert response.status_code == 201, response.text
+        ids += [o["object_id"] for o in response.json()["media_objects"]]
+    return ids
+
+
+def allocate_in_backend(backend: Backend, flow_id: str, object_ids: Iterable[str]) -> None:
+    """Allocate these object ids for ``flow_id`` on a backend called directly (1,000 per call), as a
+    client must before registering segments on them; ids repeated are allocated once."""
+    ids = list(dict.fromkeys(object_ids))
+    for start in range(0, len(ids), 1000):
+        backend.allocate_storage(flow_id, StorageRequest(object_ids=tuple(ids[start : start + 1000])))
+
+
+# Object ids ``post_segment`` allocates at a time for a flow (one storage POST serves several segments).
+POOL_SIZE = 8
+_app_objects: weakref.WeakKeyDictionary[Any, tuple[set[str], dict[str, list[str]]]] = weakref.WeakKeyDictionary()
+
+
 class Tams:
-    """Small helpers over a client, asserting the status each step must have."""
+    """Small helpers over a client, asserting the status each step must have.
+
+    Segments are registered as a real client must: on objects allocated for the flow first
+    (``POST /flows/{id}/storage``) or with their own ``get_urls``; the server refuses a segment on
+    an object it has never seen that brings no URLs. ``post_segment`` allocates what it needs
+    (a few ids at a time); a test posting many segments allocates them in bulk (``new_objects``,
+    ``allocate_ids``).
+    """
 
     def __init__(self, client: TamsClient) -> None:
         self.client = client
+        # Shared by every Tams on the app (a 7.0 and an 8.2 one): object ids allocated or registered
+        # through these helpers, and per flow the ids allocated for it and not used yet.
+        self.known, self._pool = _app_objects.setdefault(client.app, (set(), {}))
 
     flow_body = staticmethod(flow_body)
 
@@ -531,13 +568,44 @@ class Tams:
         return response.json()
 
     def segment(self, timerange: str, object_id: str | None = None, **fields: Any) -> dict:
+        """A segment body; without ``object_id``, on a new id the server has never seen (for a
+        segment that brings its own ``get_urls``, or that must be refused before its object matters)."""
         return {"object_id": object_id or new_id(), "timerange": timerange, **fields}
 
     def post_segment(self, flow_id: str, timerange: str, object_id: str | None = None, **fields: Any) -> dict:
+        """Register one segment (201): on ``object_id`` (allocated for the flow first unless known
+        to these helpers), else on an object allocated for the flow; a segment with ``get_urls``
+        and no ``object_id`` gets a new id, an object only those URLs hold."""
+        if object_id is None:
+            object_id = new_id() if fields.get("get_urls") else self._pooled(flow_id)
+        elif not fields.get("get_urls"):
+            self.allocate_ids(flow_id, object_id)
         body = self.segment(timerange, object_id, **fields)
         response = self.client.post(f"/flows/{flow_id}/segments", json=body)
         assert response.status_code == 201, response.text
+        self.known.add(object_id)
         return body
+
+    def new_objects(self, flow_id: str, count: int) -> list[str]:
+        """``count`` object ids the server allocates for ``flow_id`` (1,000 per request)."""
+        ids: list[str] = []
+        while len(ids) < count:
+            ids += [o["object_id"] for o in self.allocate(flow_id, limit=min(1000, count - len(ids)))]
+        return ids
+
+    def allocate_ids(self, flow_id: str, *object_ids: str) -> list[str]:
+        """Allocate these client-chosen ids for ``flow_id`` (those not known to these helpers yet,
+        1,000 per request); returns them all."""
+        wanted = [i for i in dict.fromkeys(object_ids) if i not in self.known]
+        for start in range(0, len(wanted), 1000):
+            self.allocate(flow_id, object_ids=wanted[start : start + 1000])
+        return list(object_ids)
+
+    def _pooled(self, flow_id: str) -> str:
+        pool = self._pool.setdefault(flow_id, [])
+        if not pool:
+            pool += self.new_objects(flow_id, POOL_SIZE)
+        return pool.pop(0)
 
     def segments(self, flow_id: str, **params: Any) -> list[dict]:
         response = self.client.get(f"/flows/{flow_id}/segments", params=params)
@@ -550,7 +618,9 @@ class Tams:
     def allocate(self, flow_id: str, **body: Any) -> list[dict]:
         response = self.client.post(f"/flows/{flow_id}/storage", json=body)
         assert response.status_code == 201, response.text
-        return response.json()["media_objects"]
+        objects = response.json()["media_objects"]
+        self.known.update(o["object_id"] for o in objects)
+        return objects
 
     def pages(self, path: str, **params: Any) -> list[httpx.Response]:
         """GET ``path`` and follow ``Link: rel="next"`` until it is absent."""

@@ -137,7 +137,8 @@ def test_an_explicit_object_timerange_is_kept_and_reuse_must_agree(tams, flow):
 
 @v82
 def test_an_invalid_object_timerange_is_400(tams, flow):
-    bad = tams.segment("[0:0_5:0)", object_timerange="[5:0_0:0)")
+    [object_id] = tams.new_objects(flow["id"], 1)  # an object the store knows: only the timerange is wrong
+    bad = tams.segment("[0:0_5:0)", object_id, object_timerange="[5:0_0:0)")
     assert tams.client.post(f"/flows/{flow['id']}/segments", json=bad).status_code == 400
 
 
@@ -180,8 +181,10 @@ def test_an_object_is_media_or_init_never_both(tams, flow):
     init_id, media_id = register_with_init(tams, flow["id"])
     as_media = tams.segment("[10:0_20:0)", object_id=init_id)
     assert tams.client.post(f"/flows/{flow['id']}/segments", json=as_media).status_code == 400
-    as_init = tams.segment("[10:0_20:0)", init_object_id=media_id)
+    [other_media] = tams.new_objects(flow["id"], 1)  # known objects: only their use is wrong
+    as_init = tams.segment("[10:0_20:0)", other_media, init_object_id=media_id)
     assert tams.client.post(f"/flows/{flow['id']}/segments", json=as_init).status_code == 400
+    tams.allocate_ids(flow["id"], "self")
     itself = tams.segment("[10:0_20:0)", object_id="self", init_object_id="self")
     assert tams.client.post(f"/flows/{flow['id']}/segments", json=itself).status_code == 400
     assert len(tams.segments(flow["id"])) == 1

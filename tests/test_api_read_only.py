@@ -20,6 +20,7 @@ def locked(tams):
 
 def mutations(flow: dict, member: dict) -> dict[str, tuple[str, str, object]]:
     base = f"/flows/{flow['id']}"
+    urls = {"get_urls": [{"url": "https://cdn.example.com/media", "label": "cdn"}]}  # a new object's own URLs
     return {
         "put flow": ("PUT", base, {**flow, "label": "Changed", "read_only": True}),
         "put flow unlocking in the body": ("PUT", base, {**flow, "read_only": False}),
@@ -35,8 +36,12 @@ def mutations(flow: dict, member: dict) -> dict[str, tuple[str, str, object]]:
         "delete max_bit_rate": ("DELETE", f"{base}/max_bit_rate", None),
         "put avg_bit_rate": ("PUT", f"{base}/avg_bit_rate", 2),
         "delete avg_bit_rate": ("DELETE", f"{base}/avg_bit_rate", None),
-        "post segment": ("POST", f"{base}/segments", {"object_id": new_id(), "timerange": "[10:0_20:0)"}),
-        "post segments in bulk": ("POST", f"{base}/segments", [{"object_id": new_id(), "timerange": "[20:0_30:0)"}]),
+        "post segment": ("POST", f"{base}/segments", {"object_id": new_id(), "timerange": "[10:0_20:0)", **urls}),
+        "post segments in bulk": (
+            "POST",
+            f"{base}/segments",
+            [{"object_id": new_id(), "timerange": "[20:0_30:0)", **urls}],
+        ),
         "delete segments": ("DELETE", f"{base}/segments", None),
         "delete segments in a timerange": ("DELETE", f"{base}/segments?timerange=[0:0_10:0)", None),
         "post storage": ("POST", f"{base}/storage", {"limit": 1}),

@@ -14,6 +14,7 @@ def flow(tams):
 @pytest.fixture
 def filled(tams, flow):
     """A flow with segments [0:0_10:0), [10:0_20:0), [20:0_30:0) and [40:0_50:0) (a gap before the last)."""
+    tams.allocate_ids(flow["id"], *(f"object-{start}" for start in (0, 10, 20, 40)))
     for start in (0, 10, 20, 40):
         tams.post_segment(flow["id"], f"[{start}:0_{start + 10}:0)", object_id=f"object-{start}")
     return flow
@@ -23,8 +24,9 @@ def filled(tams, flow):
 
 
 def test_posting_one_segment_is_201_with_no_body(tams, flow):
+    [object_id] = tams.new_objects(flow["id"], 1)
     segment = {
-        "object_id": new_id(),
+        "object_id": object_id,
         "timerange": "[0:0_10:0)",
         "ts_offset": "0:0",
         "last_duration": "0:40000000",
@@ -52,6 +54,7 @@ def test_a_segment_timerange_is_returned_in_canonical_form(tams, flow):
 
 @pytest.mark.parametrize("timerange", ["[5:0_15:0)", "[0:0_10:0)", "[9:999999999_10:0)", "[0:0]", "[-5:0_0:1)"])
 def test_an_overlapping_segment_is_400(tams, flow, timerange):
+    tams.allocate_ids(flow["id"], "first", "second")
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="first")
     response = tams.client.post(f"/flows/{flow['id']}/segments", json={"object_id": "second", "timerange": timerange})
     assert response.status_code == 400
@@ -66,7 +69,9 @@ def test_adjacent_segments_do_not_overlap(tams, flow, first, second):
 
 
 def test_posting_segments_in_bulk_is_201(tams, flow):
-    segments = [tams.segment(f"[{i}:0_{i + 1}:0)") for i in range(5)]
+    segments = [
+        tams.segment(f"[{i}:0_{i + 1}:0)", object_id) for i, object_id in enumerate(tams.new_objects(flow["id"], 5))
+    ]
     response = tams.client.post(f"/flows/{flow['id']}/segments", json=segments)
     assert response.status_code == 201
     assert response.content == b""
@@ -74,6 +79,7 @@ def test_posting_segments_in_bulk_is_201(tams, flow):
 
 
 def test_a_bulk_post_with_failures_is_200_listing_them_and_stores_the_rest(tams, flow):
+    tams.allocate_ids(flow["id"], "existing", "good-1", "clashes-with-existing", "good-2", "clashes-with-good-2")
     tams.post_segment(flow["id"], "[10:0_20:0)", object_id="existing")
     segments = [
         {"object_id": "good-1", "timerange": "[0:0_10:0)"},
@@ -94,7 +100,8 @@ def test_a_bulk_post_with_failures_is_200_listing_them_and_stores_the_rest(tams,
 
 def test_posting_segments_to_a_flow_without_container_is_400(tams):
     flow = tams.put_flow(container=None)
-    response = tams.client.post(f"/flows/{flow['id']}/segments", json=tams.segment("[0:0_10:0)"))
+    segment = tams.segment("[0:0_10:0)", get_urls=[{"url": "https://cdn.example.com/media/0", "label": "cdn"}])
+    response = tams.client.post(f"/flows/{flow['id']}/segments", json=segment)
     assert response.status_code == 400
     assert tams.segments(flow["id"]) == []
 
@@ -158,6 +165,7 @@ def test_segments_of_an_unknown_flow_are_an_empty_list(client):
 
 
 def test_the_object_id_filter_selects_that_objects_segments(tams, flow):
+    tams.allocate_ids(flow["id"], "shared", "other")
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="shared")
     tams.post_segment(flow["id"], "[10:0_20:0)", object_id="other")
     tams.post_segment(flow["id"], "[20:0_30:0)", object_id="shared")
@@ -196,6 +204,7 @@ def test_deleting_by_timerange_removes_only_segments_it_covers(tams, filled, tim
 
 
 def test_deleting_by_object_id_removes_only_that_objects_segments(tams, flow):
+    tams.allocate_ids(flow["id"], "doomed", "kept")
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="doomed")
     tams.post_segment(flow["id"], "[10:0_20:0)", object_id="kept")
     tams.post_segment(flow["id"], "[20:0_30:0)", object_id="doomed")
@@ -205,6 +214,7 @@ def test_deleting_by_object_id_removes_only_that_objects_segments(tams, flow):
 
 
 def test_deleting_by_object_id_and_timerange_needs_both(tams, flow):
+    tams.allocate_ids(flow["id"], "doomed", "kept")
     tams.post_segment(flow["id"], "[0:0_10:0)", object_id="doomed")
     tams.post_segment(flow["id"], "[10:0_20:0)", object_id="kept")
     tams.post_segment(flow["id"], "[20:0_30:0)", object_id="doomed")
@@ -221,3 +231,81 @@ def test_a_deleted_segment_range_can_be_filled_again(tams, filled):
     tams.client.delete(f"/flows/{filled['id']}/segments", params={"timerange": "[10:0_20:0)"})
     tams.post_segment(filled["id"], "[10:0_20:0)", object_id="refill")
     assert [s["object_id"] for s in tams.segments(filled["id"], timerange="[10:0_20:0)")] == ["refill"]
+
+
+# ----------------------------------------------------------------- objects a segment may name
+
+CDN = [{"url": "https://cdn.example.com/media/1", "label": "cdn"}]
+
+
+def refusal_is_helpful(summary: str, flow_id: str) -> None:
+    assert "nobody could read it" in summary
+    assert f"POST /flows/{flow_id}/storage" in summary and "get_urls" in summary
+
+
+def test_a_segment_on_an_object_never_seen_is_400_unless_it_brings_get_urls(tams, flow):
+    body = {"object_id": new_id(), "timerange": "[0:0_10:0)"}
+    for refused in (body, {**body, "get_urls": []}):
+        response = tams.client.post(f"/flows/{flow['id']}/segments", json=refused)
+        assert response.status_code == 400
+        refusal_is_helpful(response.json()["summary"], flow["id"])
+    assert tams.segments(flow["id"]) == []
+    assert tams.client.get(f"/objects/{body['object_id']}").status_code == 404
+    assert "segments_updated" not in tams.get_flow(flow["id"])
+    tams.post_segment(flow["id"], body["timerange"], body["object_id"], get_urls=CDN)
+    [listed] = tams.segments(flow["id"])
+    assert [u["url"] for u in listed["get_urls"]] == [CDN[0]["url"]]
+
+
+def test_a_bulk_post_lists_a_segment_on_an_object_never_seen_among_its_failures(tams, flow):
+    [allocated] = tams.new_objects(flow["id"], 1)
+    unknown, own_urls = new_id(), new_id()
+    segments = [
+        {"object_id": unknown, "timerange": "[0:0_10:0)"},
+        {"object_id": allocated, "timerange": "[10:0_20:0)"},
+        {"object_id": own_urls, "timerange": "[20:0_30:0)", "get_urls": CDN},
+    ]
+    response = tams.client.post(f"/flows/{flow['id']}/segments", json=segments)
+    assert response.status_code == 200
+    [failed] = response.json()["failed_segments"]
+    assert (failed["object_id"], failed["timerange"]) == (unknown, "[0:0_10:0)")
+    refusal_is_helpful(failed["error"]["summary"], flow["id"])
+    assert [s["object_id"] for s in tams.segments(flow["id"])] == [allocated, own_urls]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
+def test_an_allocated_or_registered_object_needs_no_get_urls(tams, flow, bulk):
+    """Allocated for the flow, or registered by any flow (with controlled bytes or only the URLs
+    its first segment gave): the store knows where the object is."""
+    [allocated] = tams.new_objects(flow["id"], 1)
+    external = new_id()
+    tams.post_segment(flow["id"], "[0:0_10:0)", external, get_urls=CDN)
+    other = tams.put_flow()
+
+    def post(flow_id: str, *bodies: dict) -> None:
+        response = tams.client.post(f"/flows/{flow_id}/segments", json=list(bodies) if bulk else bodies[0])
+        assert response.status_code == 201, response.text
+
+    post(flow["id"], {"object_id": allocated, "timerange": "[10:0_20:0)"})
+    reused = [{"object_id": allocated, "timerange": "[0:0_10:0)"}, {"object_id": external, "timerange": "[10:0_20:0)"}]
+    if bulk:
+        post(other["id"], *reused)
+    else:
+        for body in reused:
+            post(other["id"], body)
+    listed = {s["object_id"]: s["get_urls"] for s in tams.segments(other["id"])}
+    assert [u["url"] for u in listed[external]] == [CDN[0]["url"]]
+    assert len(listed[allocated]) == 1 and listed[allocated][0]["url"] != CDN[0]["url"]
+
+
+@pytest.mark.versions("8.2")
+def test_an_init_object_never_seen_is_accepted_and_gets_its_urls_as_instances(tams, flow):
+    """A segment POST has no place for its init object's URLs, so an init object the store has not
+    seen is registered without instances; the client adds them under /objects/{id}/instances."""
+    [media] = tams.new_objects(flow["id"], 1)
+    init = new_id()
+    tams.post_segment(flow["id"], "[0:0_10:0)", media, init_object_id=init)
+    assert tams.client.post(f"/objects/{init}/instances", json=CDN[0]).status_code == 201
+    [listed] = tams.segments(flow["id"])
+    assert listed["init_object"]["object_id"] == init
+    assert [u["url"] for u in listed["init_object"]["get_urls"]] == [CDN[0]["url"]]

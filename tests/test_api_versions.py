@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_HEADERS, OFFICIAL_SPECS, app_settings, flow_body, new_id
+from conftest import ADMIN_HEADERS, OFFICIAL_SPECS, allocate_objects, app_settings, flow_body, new_id
 from starlette.testclient import TestClient
 
 import spec
@@ -70,7 +70,8 @@ def test_links_carry_the_base_path_and_page_keys_stay_with_their_version(two_ver
 def test_a_page_key_of_one_order_is_refused_in_the_other(two_versions: TestClient) -> None:
     body = flow_body()
     two_versions.put(f"/v7.0/flows/{body['id']}", json=body)
-    segments = [{"object_id": new_id(), "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(3)]
+    ids = allocate_objects(two_versions, body["id"], 3, "/v7.0")
+    segments = [{"object_id": object_id, "timerange": f"[{i}:0_{i + 1}:0)"} for i, object_id in enumerate(ids)]
     assert two_versions.post(f"/v7.0/flows/{body['id']}/segments", json=segments).status_code == 201
     path = f"/v7.0/flows/{body['id']}/segments"
     forward = two_versions.get(path, params={"limit": 1}).headers["x-paging-nextkey"]
@@ -89,7 +90,8 @@ def test_a_background_delete_is_located_under_the_base_path_it_was_asked_under()
     for base in ("/v7.0", "/v8.2", ""):
         body = flow_body()
         client.put(f"{base}/flows/{body['id']}", json=body)
-        segments = [{"object_id": new_id(), "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(3)]
+        ids = allocate_objects(client, body["id"], 3, base)
+        segments = [{"object_id": object_id, "timerange": f"[{i}:0_{i + 1}:0)"} for i, object_id in enumerate(ids)]
         assert client.post(f"{base}/flows/{body['id']}/segments", json=segments).status_code == 201
         response = client.delete(f"{base}/flows/{body['id']}/segments")
         assert response.status_code == 202

@@ -308,7 +308,10 @@ def _existing_flow(api: httpx.Client, segments: int) -> str:
         "essence_parameters": {"frame_width": 1280, "frame_height": 720},
     }
     assert api.put(f"/flows/{flow_id}", json=body).status_code == 201
-    bulk = [{"object_id": str(uuid.uuid4()), "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(segments)]
+    allocated = api.post(f"/flows/{flow_id}/storage", json={"limit": segments})
+    assert allocated.status_code == 201, allocated.text
+    objects = [o["object_id"] for o in allocated.json()["media_objects"]]
+    bulk = [{"object_id": o, "timerange": f"[{i}:0_{i + 1}:0)"} for i, o in enumerate(objects)]
     assert api.post(f"/flows/{flow_id}/segments", json=bulk).status_code == 201
     return flow_id
 

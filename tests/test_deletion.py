@@ -6,7 +6,16 @@ import time
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, AppClient, app_settings, backend_settings, flow_body, fresh_app, test_backends
+from conftest import (
+    ADMIN_HEADERS,
+    AppClient,
+    allocate_objects,
+    app_settings,
+    backend_settings,
+    flow_body,
+    fresh_app,
+    test_backends,
+)
 from starlette.testclient import TestClient
 
 from backends import deletion, rules
@@ -44,7 +53,8 @@ def client(app: TamsApp) -> TestClient:
 def flow_with_segments(client: TestClient, count: int) -> dict[str, Any]:
     flow = flow_body()
     assert client.put(f"/flows/{flow['id']}", json=flow).status_code == 201
-    segments = [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(count)]
+    ids = allocate_objects(client, flow["id"], count)
+    segments = [{"object_id": object_id, "timerange": f"[{i}:0_{i + 1}:0)"} for i, object_id in enumerate(ids)]
     assert client.post(f"/flows/{flow['id']}/segments", json=segments).status_code == 201
     return flow
 
@@ -102,6 +112,7 @@ def test_a_large_flow_delete_runs_on_and_deletes_the_source(client: TestClient) 
 def test_an_object_id_filter_limits_a_large_delete(client: TestClient) -> None:
     flow = flow_body()
     client.put(f"/flows/{flow['id']}", json=flow)
+    assert client.post(f"/flows/{flow['id']}/storage", json={"object_ids": ["a", "b"]}).status_code == 201
     segments = [{"object_id": "a" if i % 2 else "b", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(4 * THRESHOLD)]
     client.post(f"/flows/{flow['id']}/segments", json=segments)
     response = client.delete(f"/flows/{flow['id']}/segments", params={"object_id": "a"})

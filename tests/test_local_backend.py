@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from conftest import allocate_in_backend
 
 import backends
 from backends import local
@@ -33,6 +34,7 @@ from backends.tabular.engine import Conflict, TableSpec, col
 from backends.timerange import NS_PER_SEC, TimeRange
 
 NO_URLS = UrlOptions(accept_get_urls=())
+CDN = {"url": "https://cdn.example.com/media", "label": "cdn"}  # a URL a client gives for its own object
 
 
 class _Signer:
@@ -88,7 +90,8 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
     store_id = b.storage_backends()[0]["id"]
     b.object_store(store_id).write(allocated["object_id"], b"bytes", "text/plain")
     assert b.add_segments(flow_id, [{"object_id": allocated["object_id"], "timerange": "[0:0_1:0)"}]) == []
-    assert b.add_segments(flow_id, [{"object_id": "external", "timerange": "[1:0_2:0)", "sample_count": 3}]) == []
+    external = {"object_id": "external", "timerange": "[1:0_2:0)", "sample_count": 3, "get_urls": [CDN]}
+    assert b.add_segments(flow_id, [external]) == []
     b.create_webhook({"url": "http://hook.example/", "events": ["flows/created"], "tags": {"a": "b"}})
     before = (b.get_flow(flow_id, include_timerange=True), b.get_source(source_id), b.all_webhooks())
     b.close()
@@ -126,6 +129,7 @@ def test_timestamps_beyond_64_bits_are_stored_and_compared_exactly(backend: loca
         return str(TimeRange(origin + a, origin + b, include_end=closed == "]"))
 
     segments = [tr(0, 1), tr(1, 2), tr(2, 3, "]"), tr(4, 5)]
+    allocate_in_backend(backend, flow_id, ["o0", "o1", "o2", "o3", "x", "y"])
     assert backend.add_segments(flow_id, [{"object_id": f"o{i}", "timerange": t} for i, t in enumerate(segments)]) == []
     assert timeranges(backend, flow_id) == segments
     # One nanosecond apart, and inclusive against exclusive ends, are told apart.
@@ -161,6 +165,7 @@ def test_concurrent_writers_never_store_overlapping_segments(backend: local.Loca
         for _ in range(8)
     ]
     singles = [[{"object_id": f"s{s}", "timerange": f"[{s}:0_{s + 2}:0)"}] for s in rng.sample(range(300), 60)]
+    allocate_in_backend(backend, flow_id, (b["object_id"] for batch in batches + singles for b in batch))
     failures: list[int] = []
 
     def write(batch: list[dict]) -> None:
@@ -173,6 +178,7 @@ def test_concurrent_writers_never_store_overlapping_segments(backend: local.Loca
         t.join()
     stored = [TimeRange.parse(t) for t in timeranges(backend, flow_id)]
     assert len(stored) == sum(len(b) for b in batches + singles) - sum(failures)
+    assert sum(failures) < sum(len(b) for b in batches + singles)  # some were stored: the writers did race
     assert all(not a.overlaps(b) for a, b in itertools.pairwise(stored))
     assert all(not a.overlaps(b) for a, b in itertools.combinations(stored, 2))
 
@@ -183,6 +189,7 @@ def test_a_timerange_query_reads_one_page_not_the_flow(
     flow_id = new_flow(backend)
     n = 20_000
     bodies = [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(n)]
+    allocate_in_backend(backend, flow_id, (b["object_id"] for b in bodies))
     for start in range(0, n, 5000):
         assert backend.add_segments(flow_id, bodies[start : start + 5000]) == []
     fetched: list[int] = []
@@ -210,7 +217,8 @@ def test_an_interrupted_deletion_is_resumed_at_start_up(tmp_path: Path) -> None:
     data = tmp_path / "data"
     b = open_backend(data, async_delete_threshold=3, delete_chunk=2)
     flow_id = new_flow(b)
-    b.add_segments(flow_id, [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(10)])
+    allocate_in_backend(b, flow_id, (f"o{i}" for i in range(10)))
+    assert b.add_segments(flow_id, [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(10)]) == []
     b._worker.submit = lambda request_id: None  # the server stops before the worker starts
     request = b.delete_flow(flow_id)
     assert request is not None and request["status"] == "created"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,24 @@ def test_everything_written_by_the_70_release_reads_under_82(upgraded: tuple[str
     video = next(f for f in flows.values() if f.get("label") == "camera 1")
     contents = [new.get(s["get_urls"][0]["url"]).content for s in new.get(f"/flows/{video['id']}/segments").json()]
     assert contents == [b"segment 0", b"segment 1", b"segment 2"]
+
+
+def test_objects_of_the_70_release_are_known_to_new_segments(upgraded: tuple[str, Any]) -> None:
+    """Segments posted now must name an object the store knows or bring get_urls; an object a
+    7.0-era segment registered (rows from before 8.x) is known: another flow may reuse it as it is."""
+    _, app = upgraded
+    new = client(app, "8.2")
+    flows = new.get("/flows").json()
+    audio = next(f for f in flows if f["format"].endswith("audio"))
+    [old] = new.get(f"/flows/{audio['id']}/segments").json()
+    refused = new.post(f"/flows/{audio['id']}/segments", json={"object_id": "never-seen", "timerange": "[99:0_100:0)"})
+    assert refused.status_code == 400
+    other = {**{k: audio[k] for k in ("format", "codec", "container", "essence_parameters")}, "id": str(uuid.uuid4())}
+    other["source_id"] = str(uuid.uuid4())
+    assert new.put(f"/flows/{other['id']}", json=other).status_code == 201
+    try:
+        reuse = {"object_id": old["object_id"], "timerange": "[0:0_1:0)"}
+        assert new.post(f"/flows/{other['id']}/segments", json=reuse).status_code == 201
+    finally:
+        assert new.delete(f"/flows/{other['id']}").status_code == 204  # the store reads back as it was made
+    assert new.get(f"/flows/{audio['id']}/segments").json() == [old]

@@ -10,7 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import ADMIN_HEADERS, app_settings, backend_settings, flow_body, fresh_app, new_id, test_backends
+from conftest import (
+    ADMIN_HEADERS,
+    allocate_objects,
+    app_settings,
+    backend_settings,
+    flow_body,
+    fresh_app,
+    test_backends,
+)
 from starlette.testclient import TestClient
 
 from tams_server.app import TamsApp, create_app
@@ -107,7 +115,8 @@ def test_every_change_raises_its_event_with_the_key_header(app, client, receiver
     flow = put_flow(client)
     client.put(f"/flows/{flow['id']}/tags/genre", json="news")
     client.put(f"/sources/{flow['source_id']}/label", json="studio")
-    client.post(f"/flows/{flow['id']}/segments", json={"object_id": "o1", "timerange": "[0:0_1:0)"})
+    [object_id] = allocate_objects(client, flow["id"])
+    client.post(f"/flows/{flow['id']}/segments", json={"object_id": object_id, "timerange": "[0:0_1:0)"})
     client.delete(f"/flows/{flow['id']}/segments")
     client.delete(f"/flows/{flow['id']}")
     settle(app)
@@ -250,8 +259,8 @@ def test_private_receivers_are_refused_unless_allowed(receiver) -> None:
 def test_deliveries_keep_their_order(app, client, receiver) -> None:
     register(client, receiver.url, ["flows/segments_added"])
     flow = put_flow(client)
-    for second in range(20):
-        segment = {"object_id": new_id(), "timerange": f"[{second}:0_{second + 1}:0)"}
+    for second, object_id in enumerate(allocate_objects(client, flow["id"], 20)):
+        segment = {"object_id": object_id, "timerange": f"[{second}:0_{second + 1}:0)"}
         client.post(f"/flows/{flow['id']}/segments", json=segment)
     settle(app)
     starts = [e["segments"][0]["timerange"] for _, e in receiver.events()]

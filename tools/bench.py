@@ -1,8 +1,9 @@
 """``tams-bench``: segment registration rate and timerange query latency, per backend and flow size.
 
 For each backend and each flow size N, a fresh store gets one flow filled with N one-second
-segments (each with its own object). Then, on that flow of N segments, it measures through the
-HTTP API (the ASGI app in process, no sockets):
+segments (each with its own object, allocated first as a client must: ``POST /flows/{id}/storage``
+with ``object_ids``, untimed). Then, on that flow of N segments, it measures through the HTTP API
+(the ASGI app in process, no sockets):
 
 * single POST: segments registered per second, one segment per ``POST /flows/{id}/segments``;
 * bulk POST: segments registered per second, ``--bulk`` segments per POST;
@@ -30,11 +31,13 @@ from typing import Any
 from starlette.testclient import TestClient
 
 import backends
+from backends.base import StorageRequest
 from tams_server.app import create_app
 from tams_server.config import Settings
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 FILL_BATCH = 5_000
+ALLOCATE_BATCH = 1_000  # object ids per storage request
 # How a backend's column is labelled when the benchmark runs it on stand-ins (self-contained options).
 EMULATED = {"vast": "vast (SDK double + moto)"}
 
@@ -68,6 +71,19 @@ def segments(start: int, count: int) -> list[dict[str, Any]]:
     return [{"object_id": f"obj-{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(start, start + count)]
 
 
+def allocate(client: TestClient | None, backend: Any, flow_id: str, start: int, count: int) -> None:
+    """Allocate the objects of ``segments(start, count)`` for the flow: through the API with a
+    ``client``, else on the backend directly."""
+    ids = [s["object_id"] for s in segments(start, count)]
+    for at in range(0, count, ALLOCATE_BATCH):
+        chunk = ids[at : at + ALLOCATE_BATCH]
+        if client is not None:
+            response = client.post(f"/flows/{flow_id}/storage", json={"object_ids": chunk})
+            assert response.status_code == 201, response.text
+        else:
+            backend.allocate_storage(flow_id, StorageRequest(object_ids=tuple(chunk)))
+
+
 def _settings(backend: str) -> Settings:
     # Self-contained: a temporary directory for local; for vast the in-process SDK double and moto,
     # so its column measures our code over the double, not a VAST cluster (labelled in the table).
@@ -86,6 +102,7 @@ def bench_one(backend: str, size: int, args: argparse.Namespace) -> Result:
             next_start = size
             # Bulk POSTs, appended after the N segments.
             posts = max(1, args.bulk_posts)
+            allocate(client, app.backend, flow_id, next_start, posts * args.bulk + args.singles)
             started = time.perf_counter()
             for _ in range(posts):
                 response = client.post(f"/flows/{flow_id}/segments", json=segments(next_start, args.bulk))
@@ -130,9 +147,11 @@ def fill(client: TestClient, backend: Any, flow_id: str, size: int, args: argpar
     while done < size:
         count = min(FILL_BATCH, size - done)
         if size <= args.http_fill:
+            allocate(client, backend, flow_id, done, count)
             response = client.post(f"/flows/{flow_id}/segments", json=segments(done, count))
             assert response.status_code == 201, response.text
         else:
+            allocate(None, backend, flow_id, done, count)
             assert backend.add_segments(flow_id, segments(done, count)) == []
         done += count
         if time.perf_counter() - shown > 2 or done == size:
