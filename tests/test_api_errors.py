@@ -249,7 +249,7 @@ def test_a_negative_ts_offset_is_taken_under_every_version(tams):
 )
 def test_a_bad_query_parameter_is_400(tams, path, params):
     flow = tams.put_flow()
-    tams.post_segment(flow["id"], "[0:0_10:0)")
+    tams.post_segment(flow["id"], "[0:0_10:0)", get_urls=[{"url": "https://cdn.example.com/o", "label": "cdn"}])
     for method in ("GET", "HEAD"):
         response = tams.client.request(method, path.format(flow=flow["id"]), params=params)
         assert response.status_code == 400, (method, response.text)

@@ -162,8 +162,9 @@ def head_able_paths(tams) -> dict[str, str]:
     multi = tams.put_flow("multi", flow_collection=[{"id": member["id"], "role": "video"}], read_only=False)
     for path, value in (("label", "sl"), ("description", "sd"), ("tags/genre", "news")):
         tams.client.put(f"/sources/{video['source_id']}/{path}", json=value)
+    urls = [{"url": "https://cdn.example.com/head-object", "label": "cdn"}]  # its own URL: no allocation request
     for i in range(3):
-        tams.post_segment(video["id"], f"[{i}:0_{i + 1}:0)", object_id="head-object")
+        tams.post_segment(video["id"], f"[{i}:0_{i + 1}:0)", object_id="head-object", get_urls=urls)
     flow, source = f"/flows/{video['id']}", f"/sources/{video['source_id']}"
     return {
         "/": "/",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import new_id
 
+CDN = {"url": "https://cdn.example.com/media", "label": "cdn"}
+
 
 @pytest.fixture
 def locked(tams):
@@ -13,14 +15,15 @@ def locked(tams):
     flow = tams.put_flow(
         label="Locked", description="Cannot change", tags={"genre": "news"}, max_bit_rate=1, avg_bit_rate=1
     )
-    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="locked-object")
+    # The segment is state to keep, not an object of this store: it brings its URL (no allocation request).
+    tams.post_segment(flow["id"], "[0:0_10:0)", object_id="locked-object", get_urls=[CDN])
     assert tams.client.put(f"/flows/{flow['id']}/read_only", json=True).status_code == 204
     return {"flow": flow, "member": member}
 
 
 def mutations(flow: dict, member: dict) -> dict[str, tuple[str, str, object]]:
     base = f"/flows/{flow['id']}"
-    urls = {"get_urls": [{"url": "https://cdn.example.com/media", "label": "cdn"}]}  # a new object's own URLs
+    urls = {"get_urls": [CDN]}  # new objects bring their own URLs: only read_only refuses these segments
     return {
         "put flow": ("PUT", base, {**flow, "label": "Changed", "read_only": True}),
         "put flow unlocking in the body": ("PUT", base, {**flow, "read_only": False}),

@@ -97,7 +97,7 @@ class SegmentsMixin(MemoryCore):
         external = mo.add_instances(object_id, record.external, instances)
         init_id = facts.init_object_id
         init_record = self._usable(init_id, flow_id, mo.INIT) if init_id is not None else None
-        if object_id not in self._objects:
+        if object_id not in self._objects:  # last: a segment with another fault gets that error
             mo.check_reachable(object_id, instances, flow_id)
         # Every check passed: register.
         self._objects.setdefault(object_id, record)

@@ -119,7 +119,7 @@ class ObjectsMixin(TabularCore):
                 owner = init_state.row["allocated_for"]
                 raise BadRequest(f"object {init_id} was allocated for flow {owner} and is not registered yet")
             mo.check_use(init_id, _kind(init_state.row), mo.INIT)
-        if state is None:
+        if state is None:  # last: a segment with another fault gets that error
             mo.check_reachable(object_id, instances, flow_id)
         self._reference(objects, references, object_id, flow_id, clock)
         objects[object_id].row.update(
