@@ -21,6 +21,8 @@ from jsonschema_path import SchemaPath
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.validators import V31ResponseHeadersValidator, V31ResponseValidator
 
+from tams_server import ecma_regex  # JSON Schema's pattern semantics (no server code)
+
 HTTP_METHODS = ("get", "head", "put", "post", "delete")
 # openapi-core matches request URLs against the spec's servers; the first one is used for all targets.
 _VALIDATION_HOST = "http://localhost:4010"
@@ -174,7 +176,8 @@ class Spec:
 
     @functools.cached_property
     def _validators(self) -> tuple[V31ResponseValidator, V31ResponseHeadersValidator]:
-        document = self_contained(self.document, self.path)
+        # Patterns as JSON Schema means them (ECMA-262), not as openapi-core's ``re`` would read them.
+        document = ecma_regex.python_patterns(self_contained(self.document, self.path))
         # A SchemaPath skips openapi-core's validation of the spec document itself (slow).
         schema = SchemaPath.from_dict(document, base_uri=self.path.as_uri())
         return V31ResponseValidator(schema), V31ResponseHeadersValidator(schema)

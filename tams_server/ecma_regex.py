@@ -9,8 +9,10 @@ means, class escapes included; a construct it cannot render faithfully raises ``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+from typing import Any
 
 # ECMA-262 WhiteSpace (TAB, VT, FF, SP, NBSP, ZWNBSP and every Zs) and LineTerminator (LF, CR, LS, PS).
 WHITESPACE = (
@@ -188,3 +190,22 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 def search(pattern: str, text: str) -> bool:
     """Whether ``pattern`` (ECMA-262, unanchored as JSON Schema uses it) matches somewhere in ``text``."""
     return compile_pattern(pattern).search(text) is not None
+
+
+def python_patterns(node: Any) -> Any:
+    """A copy of a JSON Schema (or an OpenAPI document) whose ``pattern`` strings mean for Python's
+    ``re`` what they mean in ECMA-262: for validators and generators built on ``re`` (openapi-core,
+    Hypothesis). A pattern that cannot be translated is kept as it is."""
+    if isinstance(node, list):
+        return [python_patterns(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "pattern" and isinstance(value, str):
+            with contextlib.suppress(EcmaPatternError):
+                value = translate(value)
+            out[key] = value
+        else:
+            out[key] = python_patterns(value)
+    return out

@@ -89,12 +89,17 @@ class Ingest:
                         with self.lock:
                             self.uploads_acked[media["object_id"]] = payload
                     base = (index * 1_000_000 + step * 10) if flow_id == self.shared_flow else step * 10
+                    # The first segment's object is the uploaded one; the others are elsewhere (their get_urls).
                     segments = [
-                        {
-                            "object_id": media["object_id"] if i == 0 else f"ext-{index}-{step}-{i}",
-                            "timerange": f"[{base + i}:0_{base + i + 1}:0)",
-                        }
-                        for i in range(SEGMENTS_PER_POST)
+                        {"object_id": media["object_id"], "timerange": f"[{base}:0_{base + 1}:0)"},
+                        *(
+                            {
+                                "object_id": f"ext-{index}-{step}-{i}",
+                                "timerange": f"[{base + i}:0_{base + i + 1}:0)",
+                                "get_urls": [{"url": f"https://media.example/ext-{index}-{step}-{i}", "label": "ext"}],
+                            }
+                            for i in range(1, SEGMENTS_PER_POST)
+                        ),
                     ]
                     with self.lock:
                         self.posts_sent.append((flow_id, segments))
