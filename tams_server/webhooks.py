@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from backends import events
+from backends import events, webhook_receivers
 from backends.base import Json
 from backends.errors import BadRequest
 
@@ -68,10 +68,10 @@ class ReceiverUnresolved(BadRequest):
 def receiver_addresses(url: str, allow_private: bool) -> list[str]:
     """Resolve a receiver: the addresses a delivery may connect to, every one of them checked.
 
-    Refuses (400) a URL that ``events.receiver_url`` refuses, and one that reaches a non-public
+    Refuses (400) a URL that ``webhook_receivers.receiver_url`` refuses, and one that reaches a non-public
     address unless ``allow_private``.
     """
-    receiver = events.receiver_url(url)
+    receiver = webhook_receivers.receiver_url(url)
     try:
         infos = socket.getaddrinfo(receiver.host, receiver.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -86,7 +86,7 @@ def receiver_addresses(url: str, allow_private: bool) -> list[str]:
 
 def check_receiver(url: str, allow_private: bool) -> None:
     """Refuse (400) URLs that are not valid http(s) URLs, or that reach non-public addresses unless allowed."""
-    events.receiver_url(url)
+    webhook_receivers.receiver_url(url)
     if not allow_private:
         receiver_addresses(url, allow_private)
 
@@ -227,7 +227,7 @@ class WebhookDispatcher:
             await asyncio.to_thread(self.set_status, webhook["id"], events.STARTED, None)
             webhook["status"] = events.STARTED
         try:
-            events.check_delivery_fields(webhook)  # registrations stored before these rules
+            webhook_receivers.check_delivery_fields(webhook)  # registrations stored before these rules
         except BadRequest as exc:
             problem = f"{exc.summary}; nothing was sent"
             self._drop(webhook, body.get("event_type"), problem)
