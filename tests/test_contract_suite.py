@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import contract_tests
 from contract_tests import preflight
 from contract_tests.errors import CannotTest
 from contract_tests.target import Credentials, remote
+from tools import server_process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OFFICIAL_SPECS = {
@@ -114,12 +114,6 @@ def _real_service_options() -> list[str]:
 # --------------------------------------------------------------------------- a real server process
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """A real server serving every version, 8.2 at the root and 7.0 at ``/v7.0``."""
 
@@ -167,7 +161,6 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
     work = tmp_path_factory.mktemp("conformance-server")
     log = work / "server.log"
     env = {
@@ -177,29 +170,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # The suite registers receivers on a closed loopback port only: let it, to check webhooks.
         "TAMS_WEBHOOKS_ALLOW_PRIVATE": "true",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tams_server.cli", "--port", str(port), "--log-level", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=work,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/service", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"tams-server did not start:\n{log.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.1)
+    with server_process.running(["--log-level", "info"], env, log=log, cwd=work) as url:
         yield Server(url, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -273,9 +245,9 @@ def test_a_target_that_cannot_be_tested_gets_one_sentence_and_exit_code_2(server
     # The other cases, by the same pre-flight.
     assert "needs credentials" in _preflight_sentence(server.root, None)
     assert f"use --url {server.root}/v7.0" in _preflight_sentence(f"{server.root}/v7.0/flows")
-    assert "cannot connect" in _preflight_sentence(f"http://127.0.0.1:{_free_port()}")
+    assert "cannot connect" in _preflight_sentence(f"http://127.0.0.1:{server_process.free_port()}")
     (tmp_path / "index.html").write_text("<html>not TAMS</html>")
-    port = _free_port()
+    port = server_process.free_port()
     other = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=tmp_path,

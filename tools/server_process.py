@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -24,13 +25,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(args: list[str], env: dict[str, str], ready_s: float = 30.0) -> Iterator[str]:
-    """``tams-server ARGS`` (with ``--port`` chosen here) in the environment ``env``; yields its URL
-    once ``/service`` answers, and stops it at the end."""
+def running(
+    args: list[str], env: dict[str, str], ready_s: float = 30.0, log: Path | None = None, cwd: Path | None = None
+) -> Iterator[str]:
+    """``tams-server ARGS`` (with ``--port`` chosen here) in the environment ``env``, its output in
+    ``log`` (else a temporary file); yields its URL once ``/service`` answers, and stops it at the end."""
     port = free_port()
-    with tempfile.TemporaryFile() as output:
+    with log.open("w+b") if log is not None else tempfile.TemporaryFile() as output:
         command = [sys.executable, "-m", "tams_server.cli", "--port", str(port), *args]
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + ready_s
