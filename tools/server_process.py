@@ -26,26 +26,33 @@ def free_port() -> int:
 
 @contextmanager
 def running(
-    args: list[str], env: dict[str, str], ready_s: float = 30.0, log: Path | None = None, cwd: Path | None = None
+    args: list[str],
+    env: dict[str, str],
+    ready_s: float = 30.0,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    module: str = "tams_server.cli",
+    ready_path: str = "/service",
 ) -> Iterator[str]:
-    """``tams-server ARGS`` (with ``--port`` chosen here) in the environment ``env``, its output in
-    ``log`` (else a temporary file); yields its URL once ``/service`` answers, and stops it at the end."""
+    """``tams-server ARGS`` (or ``python -m module ARGS``; ``--port`` chosen here) in the environment
+    ``env``, its output in ``log`` (else a temporary file); yields its URL once ``ready_path`` answers,
+    and stops it at the end."""
     port = free_port()
     with log.open("w+b") if log is not None else tempfile.TemporaryFile() as output:
-        command = [sys.executable, "-m", "tams_server.cli", "--port", str(port), *args]
+        command = [sys.executable, "-m", module, "--port", str(port), *args]
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + ready_s
             while True:
                 try:
-                    httpx.get(f"{url}/service", timeout=1)
+                    httpx.get(url + ready_path, timeout=1)
                     break
                 except httpx.TransportError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         output.seek(0)
                         text = output.read().decode(errors="replace")[-3000:]
-                        raise DidNotStart(f"tams-server did not start:\n{text}") from None
+                        raise DidNotStart(f"{module} did not start:\n{text}") from None
                     time.sleep(0.1)
             yield url
         finally:
