@@ -228,6 +228,10 @@ class StorageRequest:
 class Backend(abc.ABC):
     """A TAMS store. Implementations must be safe to call from several threads at once."""
 
+    # Whether a call may wait (on disk, a network, a database): the server then calls it from a
+    # worker thread. A store that only computes in memory is called on the event loop.
+    blocking: bool = True
+
     # --- service -------------------------------------------------------------------------
     @abc.abstractmethod
     def service_info(self) -> Json: ...

@@ -15,6 +15,12 @@ from typing import Any
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware.context import ContextMiddleware
+from connexion.middleware.exceptions import ExceptionMiddleware
+from connexion.middleware.lifespan import LifespanMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,7 +33,18 @@ from backends import errors as domain_errors
 from backends import events as domain_events
 from backends.base import Backend, BackendServices, Json, StorePolicy, acting_as
 from handlers.versions import Dialect, dialect_of
-from tams_server import bodies, context, datadir, errors, media, origins, secret_strength, specload, versions
+from tams_server import (
+    bodies,
+    context,
+    datadir,
+    errors,
+    media,
+    operations,
+    origins,
+    secret_strength,
+    specload,
+    versions,
+)
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
@@ -54,6 +71,15 @@ def connexion_document(spec_path: Path) -> dict[str, Any]:
             for parameter in [*shared, *(p for op in operations for p in op.get("parameters", []))]:
                 if parameter["in"] == "path" and parameter["name"] in ("objectId", "name"):
                     parameter["schema"]["format"] = "path"
+    # Path-level parameters copied into each operation: Connexion appends them to the operation's
+    # own list in place, once per layer that reads the spec (each request validated them 4 times).
+    for path_item in doc["paths"].values():
+        shared = path_item.pop("parameters", [])
+        for operation in path_item.values():
+            if isinstance(operation, dict):
+                own = operation.setdefault("parameters", [])
+                named = {(p["name"], p["in"]) for p in own}
+                own += [p for p in shared if (p["name"], p["in"]) not in named]
     return doc
 
 
@@ -166,6 +192,17 @@ class TamsApp:
         with acting_as(principal.name if principal else None):
             await self.guarded_api(typed, receive, send)
 
+
+# Connexion's default stack without the Swagger UI (not served) and security (TamsApp
+# authenticates: the spec's security is removed) middlewares, each a routing pass per request.
+MIDDLEWARES = [
+    ServerErrorMiddleware,
+    ExceptionMiddleware,
+    RoutingMiddleware,
+    RequestValidationMiddleware,
+    LifespanMiddleware,
+    ContextMiddleware,
+]
 
 CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
 
@@ -298,11 +335,13 @@ def create_app(settings: Settings | None = None) -> TamsApp:
     api = AsyncApp(
         __name__,
         lifespan=lifespan,
+        middlewares=MIDDLEWARES,
         validator_map=VALIDATORS,
         pythonic_params=True,
         strict_validation=False,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
     )
+    api._middleware_app.api_cls = operations.prepared_api(on_loop=not backend.blocking)
     allowed: list[tuple[re.Pattern[str], str]] = []
     documents: dict[Path, dict[str, Any]] = {}
     for mount in mounts:  # the versioned prefixes first: the root mount would catch their paths
