@@ -335,12 +335,19 @@ def _claim_as_crashed_process(engine: VastEngine, name: str, expires_in: float) 
         tx.insert(LOCKS.name, LOCKS.rows([{"name": name, "owner": "crashed", "expires": time.time() + expires_in}]))
 
 
+def _first_transaction(engine: VastEngine) -> None:
+    """Names are claimed in the table just before the first transaction of the block that holds them."""
+    with engine.transaction(write=False):
+        pass
+
+
 def test_a_crashed_holder_blocks_only_until_its_claim_expires(engine: VastEngine) -> None:
     locks = TableLockManager(engine, ttl=5, wait=5, renew=False)
     _claim_as_crashed_process(engine, "flow/f", expires_in=0.3)
     started = time.monotonic()
     with locks.session() as held:
         held.flows(["f"])
+        _first_transaction(engine)
         waited = time.monotonic() - started
     assert 0.25 <= waited < 3
     with engine.transaction(write=False) as tx:  # the expired claim was cleared, ours released
@@ -352,6 +359,7 @@ def test_a_lock_held_too_long_elsewhere_answers_503(engine: VastEngine) -> None:
     _claim_as_crashed_process(engine, "catalog", expires_in=60)
     with pytest.raises(LockTimeout) as caught, locks.session() as held:
         held.catalog()
+        _first_transaction(engine)
     from tams_server.errors import STATUS
 
     assert next(STATUS[k] for k in type(caught.value).__mro__ if k in STATUS) == 503
@@ -372,6 +380,7 @@ def test_held_claims_are_renewed(engine: VastEngine) -> None:
     try:
         with locks.session() as held:
             held.flows(["f"])
+            _first_transaction(engine)
             time.sleep(0.6)  # two ttls: without renewal another process would take it now
             with engine.transaction(write=False) as tx:
                 expires = tx.select(LOCKS.name, ["expires"]).column("expires").to_pylist()

@@ -18,7 +18,10 @@ Lock kinds, always taken in this order (so two writers can never wait for each o
 The locks are re-entrant per thread. They only protect writers inside this process: the
 ``local`` backend's DuckDB file can only be opened by one process at a time, so that is enough
 there. Stores shared by several processes (VAST DB) add a second layer through :meth:`LockManager.claim`
-(see ``table_locks``): after a thread holds a lock here, it claims the same name for its process.
+(see ``table_locks``): the names a thread holds here are claimed for its process, all together,
+just before its next transaction, and given up by its first write transaction as it commits; an
+operation that needs other processes kept out until its block ends (work after the commit) calls
+:meth:`LockSet.keep_claims`.
 """
 
 from __future__ import annotations
@@ -50,11 +53,16 @@ class LockManager:
         self._flows: dict[str, list] = {}  # flow id -> [lock, users]
 
     def claim(self, names: list[str]) -> object | None:
-        """Claim ``names`` against other processes (after this process's locks are held); a handle
-        for :meth:`unclaim`. Nothing to do within one process."""
+        """Claim ``names`` against other processes (after this process's locks are held; a manager
+        may defer the claim to the thread's next transaction); a handle for :meth:`unclaim`.
+        Nothing to do within one process."""
         return None
 
     def unclaim(self, handle: object) -> None:
+        return None
+
+    def keep_claims(self, delta: int) -> None:
+        """One more (``delta`` 1) or one fewer (-1) block of this thread that keeps its claims to the end."""
         return None
 
     def close(self) -> None:
@@ -91,16 +99,28 @@ class LockSet:
         self._claims: list[object] = []
         self._stage = 0  # 1 catalog, 2 flows, 3 requests, 4 stripes
         self._catalog = False
+        self._keeps = False
 
     def __enter__(self) -> LockSet:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
+            if self._keeps:
+                self._keeps = False
+                self._manager.keep_claims(-1)
             while self._claims:
                 self._manager.unclaim(self._claims.pop())
         finally:
             self._release_local()
+
+    def keep_claims(self) -> LockSet:
+        """Keep other processes out until this block ends, not only until the first write commits
+        (for work after the commit that still needs them out, e.g. deleting forgotten objects' media)."""
+        if not self._keeps:
+            self._keeps = True
+            self._manager.keep_claims(1)
+        return self
 
     def _release_local(self) -> None:
         while self._held:

@@ -20,7 +20,11 @@ unknown, the engine tries to roll the transaction back, then looks for the marke
 transaction: found means committed (the block ends normally), absent means not committed
 (:class:`Conflict`, so the caller runs the whole operation again). If the database cannot be
 reached to settle it, the request fails with 503 rather than guess. Markers older than an hour
-are deleted from time to time.
+are deleted from time to time. The marker is one insert inside the write's own transaction (no
+transaction of its own).
+
+A guard (:meth:`VastEngine.set_guard`, the cross-process locks of ``table_locks``) may wrap every
+transaction: it is handed the unguarded transactions, which it uses for its own table.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NoReturn
+from contextlib import AbstractContextManager
+from typing import Any, NoReturn, Protocol
 
 import pyarrow as pa
 
@@ -55,6 +60,15 @@ COMMITS = TableSpec("tams_commits", pa.schema([("write_id", pa.string()), ("at",
 MARKER_TTL = 3600.0  # seconds a commit marker is kept (far longer than any retry of its write)
 SWEEP_EVERY = 512  # write commits between sweeps of old markers
 ROW_ID_TYPE = pa.uint64()
+
+
+RawTransaction = Callable[[bool], AbstractContextManager[Transaction]]
+
+
+class TransactionGuard(Protocol):
+    def transaction(self, run: RawTransaction, write: bool) -> AbstractContextManager[Transaction]:
+        """A transaction (begun with ``run``) with whatever the guard adds around it."""
+        ...
 
 
 def _sdk() -> Any:
@@ -268,6 +282,7 @@ class VastEngine(TableEngine):
         self._ddl_lock = threading.Lock()
         self._writes = 0
         self._closed = False
+        self._guard: TransactionGuard | None = None
         self.rows_read = 0  # rows returned by selects (not exact under threads; for benchmarks)
         if commit_markers:
             self.ensure_tables([COMMITS])
@@ -341,8 +356,17 @@ class VastEngine(TableEngine):
                 self._metadata[spec.name] = TableMetadata(ref, arrow_schema=current, table_type=TableType.Regular)
 
     # --- transactions --------------------------------------------------------------------------
+    def set_guard(self, guard: TransactionGuard) -> RawTransaction:
+        """Run every transaction through ``guard``; returns the unguarded transactions, for its own use."""
+        self._guard = guard
+        return self._transaction
+
+    def transaction(self, write: bool) -> AbstractContextManager[Transaction]:
+        guard = self._guard
+        return self._transaction(write) if guard is None else guard.transaction(self._transaction, write)
+
     @contextlib.contextmanager
-    def transaction(self, write: bool) -> Iterator[Transaction]:
+    def _transaction(self, write: bool) -> Iterator[Transaction]:
         session = self.session()
         sdk_tx = session.transaction()
         try:
@@ -390,7 +414,7 @@ class VastEngine(TableEngine):
                 log.info("could not roll back the transaction (committed, expired or unreachable)")
         for pause in self.settle_pauses:
             try:
-                with self.transaction(write=False) as tx:
+                with self._transaction(write=False) as tx:
                     found = tx.select(COMMITS.name, ["write_id"], _marker(marker)).num_rows
             except EngineUnavailable:
                 found = 0
@@ -412,7 +436,7 @@ class VastEngine(TableEngine):
 
     def sweep_markers(self, older_than: float = MARKER_TTL) -> int:
         """Delete commit markers older than ``older_than`` seconds."""
-        with self.transaction(write=False) as tx:
+        with self._transaction(write=False) as tx:
             old = tx.select(COMMITS.name, [], col("at") < time.time() - older_than, row_ids=True)
             ids = old.column(ROW_ID).to_pylist()
             if ids:
