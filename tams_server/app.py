@@ -15,11 +15,8 @@ from typing import Any
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.exceptions import ExceptionMiddleware
 from connexion.middleware.lifespan import LifespanMiddleware
-from connexion.middleware.request_validation import RequestValidationMiddleware
-from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
@@ -48,6 +45,7 @@ from tams_server import (
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.resolver import TamsResolver
+from tams_server.routing import IndexedRoutingMiddleware
 from tams_server.validation import VALIDATORS
 from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
 
@@ -194,15 +192,9 @@ class TamsApp:
 
 
 # Connexion's default stack without the Swagger UI (not served) and security (TamsApp
-# authenticates: the spec's security is removed) middlewares, each a routing pass per request.
-MIDDLEWARES = [
-    ServerErrorMiddleware,
-    ExceptionMiddleware,
-    RoutingMiddleware,
-    RequestValidationMiddleware,
-    LifespanMiddleware,
-    ContextMiddleware,
-]
+# authenticates: the spec's security is removed) middlewares; request validation and the request
+# context are done by each operation itself (tams_server.operations), with validators made once.
+MIDDLEWARES = [ServerErrorMiddleware, ExceptionMiddleware, IndexedRoutingMiddleware, LifespanMiddleware]
 
 CHALLENGE = 'Bearer realm="tams", Basic realm="tams"'
 
@@ -341,7 +333,7 @@ def create_app(settings: Settings | None = None) -> TamsApp:
         strict_validation=False,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
     )
-    api._middleware_app.api_cls = operations.prepared_api(on_loop=not backend.blocking)
+    api._middleware_app.api_cls = operations.prepared_api(not backend.blocking, VALIDATORS)
     allowed: list[tuple[re.Pattern[str], str]] = []
     documents: dict[Path, dict[str, Any]] = {}
     for mount in mounts:  # the versioned prefixes first: the root mount would catch their paths

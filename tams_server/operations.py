@@ -1,110 +1,168 @@
-"""How Connexion calls a handler, with its per-request set-up done once per operation.
+"""What happens to a request after Connexion has routed it, prepared once per operation.
 
-Connexion (3.x) rebuilds, on every request, the decorator chain around the handler (with an
-``inspect.signature`` of it), the operation's URI parser, and the Python name of every parameter
-(``flowId`` -> ``flow_id`` through regular expressions). None of that depends on the request: here
-it is built on an operation's first request and kept. What runs per request is unchanged —
-Connexion's URI parser, type coercion, defaults and its validators (``tams_server.validation``) —
-so behaviour is the same, only cheaper.
+Connexion (3.x) runs, after routing, a validation middleware, a context middleware and a
+decorator chain around the handler, and rebuilds most of their pieces on every request: the URI
+parser, the parameter validator, the decorator chain (with an ``inspect.signature`` of the
+handler), the Python name of every parameter (``flowId`` -> ``flow_id`` through regular
+expressions), the operation's path-parameter table. None of that depends on the request.
+:class:`PreparedOperation` folds those layers into one ASGI callable per operation whose pieces are
+made once — the same Connexion parts (URI parser, coercion, defaults, the validators of
+``tams_server.validation``), so the answers are the same, only cheaper.
 
-Handlers are plain functions. Connexion runs them in a worker thread; a backend that never blocks
-(``Backend.blocking`` False: the in-memory reference) has them called on the event loop instead,
-which saves the thread hop that costs more than its handlers.
+Handlers are plain functions. A backend that may wait (``Backend.blocking``) has them called in a
+worker thread; one that only computes in memory has them called on the event loop, which saves a
+thread hop that costs more than the handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
 from typing import Any
 
-from connexion.apps.asynchronous import AsyncApi, AsyncOperation
-from connexion.context import receive, scope
-from connexion.decorators import StarletteDecorator
-from connexion.decorators.parameter import AsyncParameterDecorator, pythonic
-from connexion.lifecycle import ConnexionRequest
+from connexion.apps.asynchronous import AsyncApi
+from connexion.context import _context, _operation, _receive, _scope
+from connexion.datastructures import MediaTypeDict
+from connexion.decorators.parameter import (
+    CONTEXT_NAME,
+    _get_body_argument,
+    _get_query_defaults,
+    _get_val_from_param,
+    _query_args_helper,
+    pythonic,
+    unwrap_decorators,
+)
+from connexion.decorators.response import AsyncResponseDecorator
+from connexion.exceptions import UnsupportedMediaTypeProblem
+from connexion.frameworks.starlette import Starlette as StarletteFramework
+from connexion.jsonifier import Jsonifier
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.operations import AbstractOperation
+from connexion.utils import extract_content_type, inspect_function_arguments, is_nullable, split_content_type
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
+
+from tams_server.bodies import PARSED_BODY
 
 python_name = functools.lru_cache(maxsize=4096)(pythonic)
 
 
-class _ParameterDecorator(AsyncParameterDecorator):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.sanitize_fn is pythonic:
-            self.sanitize_fn = python_name
+class _Responses(AsyncResponseDecorator):
+    """Connexion's rules turning what a handler returns into a response."""
+
+    def response(self, result: Any) -> Any:
+        if StarletteFramework.is_framework_response(result):
+            return result
+        if isinstance(result, ConnexionResponse):
+            return StarletteFramework.connexion_to_framework_response(result)
+        return self.build_framework_response(result)
 
 
-class PreparedDecorator(StarletteDecorator):
-    """Connexion's Starlette decorator, its chain and URI parser built once (at the first request,
-    where the operation context they read is set; each operation has its own decorator)."""
+class PreparedOperation:
+    """One operation after routing: validation, Connexion's request context, the handler, the response."""
 
-    def __init__(self, *, on_loop: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.on_loop = on_loop
+    def __init__(
+        self,
+        operation: AbstractOperation,
+        *,
+        jsonifier: Jsonifier,
+        validator_map: dict[str, Any],
+        on_loop: bool,
+    ) -> None:
+        self.operation = operation
+        self.operation_id = operation.operation_id
+        self.function = operation.function
+        self.on_loop = on_loop or asyncio.iscoroutinefunction(self.function)
+        self.uri_parser = operation.uri_parser_class(operation.parameters, operation.body_definition())
+        self.parameter_validator = validator_map["parameter"](
+            operation.parameters, uri_parser=self.uri_parser, strict_validation=False
+        )
+        self.body_validators = validator_map["body"]
+        self.consumes = MediaTypeDict([(c.lower(), None) for c in operation.consumes])
+        self.arguments, self.has_kwargs = inspect_function_arguments(unwrap_decorators(self.function))
+        self.path_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
+        self.query_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
+        self.query_defaults = _get_query_defaults(self.query_definitions)
+        self.responses = _Responses(framework=StarletteFramework, jsonifier=jsonifier)
+        functools.update_wrapper(self, self.function)  # type: ignore[arg-type]
 
-    @property
-    def _parameter_decorator_cls(self) -> type[AsyncParameterDecorator]:
-        return _ParameterDecorator
+    # --- validation (what Connexion's RequestValidationOperation does, with validators made once) ---
+    async def _validated(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive, str]:
+        self.parameter_validator.validate(scope)
+        mime_type, encoding = split_content_type(extract_content_type(scope["headers"]))
+        if mime_type is None:
+            mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"
+        if self.operation.consumes and mime_type.lower() not in self.consumes:
+            raise UnsupportedMediaTypeProblem(
+                detail=f"Invalid Content-type ({mime_type}), expected {self.operation.consumes}"
+            )
+        schema = self.operation.body_schema(mime_type)
+        if schema:
+            try:
+                body_validator = self.body_validators[mime_type]
+            except KeyError:
+                return scope, receive, mime_type
+            validator = body_validator(
+                schema=schema,
+                required=self.operation.request_body.get("required", False),
+                nullable=is_nullable(self.operation.body_definition(mime_type)),
+                encoding=encoding or "utf-8",
+                strict_validation=False,
+                uri_parser=self.uri_parser,
+            )
+            receive, scope = await validator.wrap_receive(receive, scope=scope)
+        return scope, receive, mime_type
 
-    @property
-    def _sync_async_decorator(self) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        on_loop = self.on_loop
-
-        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-            if asyncio.iscoroutinefunction(function):
-                return function
-
-            @functools.wraps(function)
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if on_loop:
-                    return function(*args, **kwargs)
-                return await run_in_threadpool(function, *args, **kwargs)
-
-            return wrapper
-
-        return decorator
-
-    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        prepared: list[Any] = []
-
-        async def wrapper() -> Any:
-            if not prepared:
-                prepared.extend((self.uri_parser, self.decorate(function)))
-            uri_parser, decorated = prepared
-            return await decorated(ConnexionRequest(scope, receive, uri_parser=uri_parser))
-
-        return wrapper
-
-
-class PreparedOperation(AsyncOperation):
-    def __init__(self, *args: Any, on_loop: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        decorator = PreparedDecorator(on_loop=on_loop, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier)
-        self._prepared = decorator(self._fn)
-
-    @property
-    def fn(self) -> Callable[..., Any]:
-        return self._prepared
+    # --- arguments (what Connexion's parameter decorator derives, with the tables made once) ------
+    async def _arguments(self, scope: Scope, request: ConnexionRequest, mime_type: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for name, value in request.path_params.items():
+            definition = self.path_definitions.get(name)
+            kwargs[python_name(name)] = value if definition is None else _get_val_from_param(value, definition)
+        query = {**self.query_defaults, **request.query_params}
+        kwargs.update(_query_args_helper(self.query_definitions, query, self.arguments, self.has_kwargs, python_name))
+        if self.operation.is_request_body_defined and (
+            python_name(self.operation.body_name(mime_type)) in self.arguments or self.has_kwargs
+        ):
+            # The JSON that tams_server.bodies parsed (and the validator checked), else Connexion's reading.
+            body = scope[PARSED_BODY] if PARSED_BODY in scope else await request.get_body()
+            kwargs.update(
+                _get_body_argument(
+                    body,
+                    operation=self.operation,
+                    arguments=self.arguments,
+                    has_kwargs=self.has_kwargs,
+                    sanitize=python_name,
+                    content_type=mime_type,
+                )
+            )
+        if CONTEXT_NAME in self.arguments:
+            kwargs[CONTEXT_NAME] = _context.get()
+        return kwargs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._prepared()
+        scope, receive, mime_type = await self._validated(scope, receive)
+        # Connexion's request context (``connexion.request``), as its ContextMiddleware sets it.
+        _context.set(scope.get("extensions", {}).get("connexion_context", {}))
+        _operation.set(self.operation)
+        _receive.set(receive)
+        _scope.set(scope)
+        kwargs = await self._arguments(scope, ConnexionRequest(scope, receive, uri_parser=self.uri_parser), mime_type)
+        if asyncio.iscoroutinefunction(self.function):
+            result = await self.function(**kwargs)
+        elif self.on_loop:
+            result = self.function(**kwargs)
+        else:
+            result = await run_in_threadpool(self.function, **kwargs)
+        response = self.responses.response(result)
         await response(scope, receive, send)
 
 
-def prepared_api(on_loop: bool) -> type[AsyncApi]:
-    """Connexion's API class making :class:`PreparedOperation` s (handlers on the loop or not)."""
+def prepared_api(on_loop: bool, validator_map: dict[str, Any]) -> type[AsyncApi]:
+    """Connexion's API class, making a :class:`PreparedOperation` of each operation."""
 
     class PreparedApi(AsyncApi):
-        def make_operation(self, operation: Any) -> AsyncOperation:
-            return PreparedOperation(
-                operation.function,
-                jsonifier=self.jsonifier,
-                operation_id=operation.operation_id,
-                pythonic_params=self.pythonic_params,
-                on_loop=on_loop,
-            )
+        def make_operation(self, operation: AbstractOperation) -> Any:
+            return PreparedOperation(operation, jsonifier=self.jsonifier, validator_map=validator_map, on_loop=on_loop)
 
     return PreparedApi
