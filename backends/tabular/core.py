@@ -38,7 +38,7 @@ from backends.tabular.engine import (
     col,
 )
 from backends.tabular.locks import LockManager
-from backends.tabular.tables import TABLES
+from backends.tabular.tables import TABLES, select_rows
 
 if TYPE_CHECKING:
     from backends.tabular.objects import _ObjectState
@@ -147,7 +147,7 @@ class TabularCore(Backend):
     # --- small reads -----------------------------------------------------------------------
     @staticmethod
     def _rows(tx: Transaction, spec: TableSpec, where: Where, row_ids: bool = False, **kw: Any) -> list[Json]:
-        return tx.select(spec.name, where=where, row_ids=row_ids, **kw).to_pylist()
+        return select_rows(tx, spec, where, row_ids=row_ids, **kw)
 
     def _rows_in(
         self, tx: Transaction, spec: TableSpec, column: str, values: Iterable[str], extra: Where = ALL, **kw: Any
@@ -198,6 +198,7 @@ class TabularCore(Backend):
         def _leave_source(self, tx: Transaction, fx: _Effects, source_id: str) -> None: ...
 
         # segments
+        def _overlapping(self, tx: Transaction, flow_id: str, query: TimeRange) -> Where | None: ...
         def _delete_covered(
             self,
             tx: Transaction,

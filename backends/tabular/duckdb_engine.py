@@ -1,4 +1,6 @@
-"""The embedded table engine: DuckDB, in one file (or in memory).
+"""A table engine on DuckDB, in one file (or in memory): the ``local`` backend's before 8.x, kept
+to read such stores (``local.migrate_legacy`` copies them into SQLite) and as a second embedded
+implementation of the interface.
 
 One DuckDB database per engine; each transaction runs on its own DuckDB connection (a cursor of
 the database, taken from a small pool), so threads never share one. DuckDB's MVCC gives every
@@ -25,7 +27,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from backends.errors import StorageFull
 from backends.tabular.engine import (
     ALL,
     ROW_ID,
@@ -37,6 +38,7 @@ from backends.tabular.engine import (
     Transaction,
     Where,
 )
+from backends.tabular.sqlite_engine import EngineStorageFull
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -118,13 +120,6 @@ def where_sql(where: Where) -> tuple[str, list[Any]]:
                 terms.append(f"{column} {_SQL_OPS[term.op]} {_value(term.value, params)}")
         parts.append(terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")")
     return (" AND ".join(parts) or "TRUE"), params
-
-
-class EngineStorageFull(EngineError, StorageFull):
-    """The database's disk (or quota) is full: the write was not made (HTTP 507, not a conflict)."""
-
-    def __init__(self, summary: str) -> None:
-        StorageFull.__init__(self, summary)
 
 
 # DuckDB reports a failed write in its message only (a commit that cannot write its WAL is a
@@ -261,6 +256,25 @@ class DuckDBEngine(TableEngine):
         for table, column, kind in rows.fetchall():
             found.setdefault(table, {})[column] = kind
         return found
+
+    def arrow_schema(self, table: str) -> pa.Schema:
+        """The Arrow schema of a stored table (every column, as stored)."""
+        arrow = {sql: arrow for arrow, sql in _TYPES.items()}
+        try:
+            return pa.schema([pa.field(c, arrow[kind]) for c, kind in self.columns()[table].items()])
+        except KeyError as exc:
+            raise EngineError(f"no Arrow type for column type {exc} of {table}") from None
+
+    def batches(self, table: str, size: int = 50_000) -> Iterator[pa.RecordBatch]:
+        """Every row of a table, in row id order, a batch at a time (to copy a database out)."""
+        cursor = self._db.cursor()
+        try:
+            reader = cursor.execute(f"SELECT * FROM {_quote(table)} ORDER BY rowid").to_arrow_reader(size)
+            yield from reader
+        except duckdb.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            cursor.close()
 
     def ensure_tables(self, specs: Iterable[TableSpec]) -> None:
         cursor = self._db.cursor()

@@ -11,7 +11,6 @@ from backends.base import FlowField, FlowQuery, Json, Page, PageRequest
 from backends.errors import NotFound
 from backends.tabular.core import SCAN_CHUNK, TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Transaction, col
-from backends.tabular.segments import overlapping
 from backends.tabular.tables import (
     COLLECTIONS,
     FLOWS,
@@ -23,6 +22,8 @@ from backends.tabular.tables import (
     _flow_row,
     _FlowRecord,
     _source_row,
+    insert_rows,
+    update_rows,
 )
 from backends.timerange import TimeRange
 
@@ -46,9 +47,9 @@ class FlowsMixin(TabularCore):
     def _save_flow(self, tx: Transaction, record: _FlowRecord) -> None:
         row = _flow_row(record)
         if record.row_id is None:
-            tx.insert(FLOWS.name, FLOWS.rows([row]))
+            insert_rows(tx, FLOWS, [row])
         else:
-            tx.update(FLOWS.name, _changes(FLOWS, [record.row_id], [row]))
+            update_rows(tx, FLOWS, [record.row_id], [row])
 
     def _collectors_of(self, tx: Transaction, member_ids: Iterable[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -96,7 +97,7 @@ class FlowsMixin(TabularCore):
             return [record.extent] if not record.extent.is_empty else []
         if not record.extent.overlaps(query):
             return []
-        where = overlapping(record.flow["id"], query)
+        where = self._overlapping(tx, record.flow["id"], query)
         rows = [] if where is None else self._rows(tx, SEGMENTS, where, columns=["timerange"], limit=1)
         return [TimeRange.parse(r["timerange"]) for r in rows]
 

@@ -19,7 +19,15 @@ from backends.objectstore import ObjectStore, copy_object
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ROW_ID, TableEngine, TableSpec, Transaction, col
 from backends.tabular.locks import LockManager
-from backends.tabular.tables import FLOWS, OBJECT_FLOWS, OBJECTS, _changes, persistent_value
+from backends.tabular.tables import (
+    FLOWS,
+    OBJECT_FLOWS,
+    OBJECTS,
+    _changes,
+    insert_rows,
+    persistent_value,
+    update_rows,
+)
 
 # ``kind`` of an object allocated but not registered yet (NULL: a row written before 8.x).
 ALLOCATED = "allocated"
@@ -261,7 +269,7 @@ class ObjectsMixin(TabularCore):
                 }
                 for i in ids
             ]
-            tx.insert(OBJECTS.name, OBJECTS.rows(rows))
+            insert_rows(tx, OBJECTS, rows)
             return {"media_objects": [rules.media_object(store, i, content_type, request.presigned) for i in ids]}
 
         with self._locks.session() as held:
@@ -423,9 +431,8 @@ class ObjectsMixin(TabularCore):
 def _save_states(tx: Transaction, spec: TableSpec, states: Iterable[_ObjectState]) -> None:
     new = [s.row for s in states if s.new and s.dirty]
     changed = [s.row for s in states if not s.new and s.dirty]
-    tx.insert(spec.name, spec.rows([{k: v for k, v in r.items() if k != ROW_ID} for r in new]))
-    if changed:
-        tx.update(spec.name, _changes(spec, [r[ROW_ID] for r in changed], changed))
+    insert_rows(tx, spec, [{k: v for k, v in r.items() if k != ROW_ID} for r in new])
+    update_rows(tx, spec, [r[ROW_ID] for r in changed], changed)
 
 
 def new_storage_id() -> str:

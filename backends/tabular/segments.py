@@ -9,13 +9,12 @@ and limited to one page. Nothing reads a flow's segments to filter them.
 
 from __future__ import annotations
 
-import bisect
 import json
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedKeyList, SortedList
 
 from backends import events, rules
 from backends import media_objects as mo
@@ -24,9 +23,9 @@ from backends.errors import BadRequest, TamsError
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ALL, ROW_ID, Order, Transaction, Where, col
 from backends.tabular.objects import _external
-from backends.tabular.tables import FLOWS, SEGMENTS, _changes, _FlowRecord
+from backends.tabular.tables import FLOWS, SEGMENTS, _FlowRecord, insert_rows, update_rows
 from backends.tabular.timekeys import INT64_MAX, INT64_MIN, encode_key, saturate
-from backends.timerange import TimeRange
+from backends.timerange import BoundKey, TimeRange
 
 SEGMENT_COLUMNS = ("timerange", "object_id", "fields", "external_urls")
 # Key in a segment row's ``fields`` JSON: its object's init object (a copy of objects.init_object_id).
@@ -90,6 +89,8 @@ def covered(flow_id: str, query: TimeRange, object_id: str | None) -> Where | No
         where &= (col("start_ns") >= saturate(s_ns)) & (col("start_key") >= _key_bytes(query.start_key()))
     if e_tier == 1:
         where &= (col("end_ns") <= saturate(e_ns)) & (col("end_key") <= _key_bytes(query.end_key()))
+        # Implied (a segment starts before it ends), but it bounds an index range on start keys.
+        where &= (col("start_ns") <= saturate(e_ns)) & (col("start_key") <= _key_bytes(query.end_key()))
     if object_id is not None:
         where &= col("object_id") == object_id
     return where
@@ -135,9 +136,9 @@ def _conjoin(*parts: Where | None) -> Where | None:
 # --- rows <-> segments -------------------------------------------------------------------------
 
 
-def _segment_row(flow_id: str, segment: rules.Segment) -> Json:
+def _segment_row(flow_id: str, segment: rules.Segment, keys: tuple[BoundKey, BoundKey] | None = None) -> Json:
     tr = segment.timerange
-    start, end = tr.start_key(), tr.end_key()
+    start, end = keys or (tr.start_key(), tr.end_key())
     return {
         "flow_id": flow_id,
         "start_ns": saturate(start[1]),
@@ -146,8 +147,8 @@ def _segment_row(flow_id: str, segment: rules.Segment) -> Json:
         "end_key": _key_bytes(end),
         "timerange": str(tr),
         "object_id": segment.object_id,
-        "fields": json.dumps(segment.fields),
-        "external_urls": json.dumps(segment.external_urls),
+        "fields": json.dumps(segment.fields) if segment.fields else "{}",
+        "external_urls": json.dumps(segment.external_urls) if segment.external_urls else "[]",
     }
 
 
@@ -205,6 +206,7 @@ class SegmentsMixin(TabularCore):
         """
         columns = list(SEGMENT_COLUMNS)
         if not self._engine.sorts_on_client:
+            where &= self._seek_from(tx, flow_id, query.timerange)
             return self._in_start_order(tx, where, need, query.reverse_order, None, None, columns)
         record = self._flow_or_none(tx, flow_id)
         if record is None or record.extent.is_empty:
@@ -220,6 +222,33 @@ class SegmentsMixin(TabularCore):
             lo = q_start
         rest = self._in_start_order(tx, where, need - len(first), query.reverse_order, lo, hi, columns)
         return (first + rest)[:need]
+
+    def _seek_from(self, tx: Transaction, flow_id: str, query: TimeRange) -> Where:
+        """A lower bound on the start keys of the flow's segments that overlap ``query``.
+
+        Engines that sort in the database keep segments in an index by (flow, start key): with both
+        ends bounded a time query is a short range of it, not a walk from the flow's first segment.
+        Of the segments starting before the query, only the last can reach into it (segments of a
+        flow never overlap), so that one is read alone (a seek) and, if it does, the bound is its
+        start; otherwise the query's.
+        """
+        tier, ns, _ = start = query.start_key()
+        if tier != 1:
+            return ALL
+        key = _key_bytes(start)
+        before = (col("flow_id") == flow_id) & (col("start_ns") <= saturate(ns)) & (col("start_key") < key)
+        columns = ["start_ns", "start_key", "end_key"]
+        last = self._rows(tx, SEGMENTS, before, columns=columns, order=[Order("start_key", True)], limit=1)
+        if last and last[0]["end_key"] >= key:
+            return (col("start_ns") >= last[0]["start_ns"]) & (col("start_key") >= last[0]["start_key"])
+        return (col("start_ns") >= saturate(ns)) & (col("start_key") >= key)
+
+    def _overlapping(self, tx: Transaction, flow_id: str, query: TimeRange) -> Where | None:
+        """``overlapping``, bounded below for engines that seek (see ``_seek_from``)."""
+        where = overlapping(flow_id, query)
+        if where is None or self._engine.sorts_on_client:
+            return where
+        return where & self._seek_from(tx, flow_id, query)
 
     def _segment_view(
         self, segment: rules.Segment, objects: dict[str, Json], options: UrlOptions, include_object_timerange: bool
@@ -249,23 +278,32 @@ class SegmentsMixin(TabularCore):
         object_ids = [b["object_id"] for b in segments if isinstance(b.get("object_id"), str)]
         object_ids += [b["init_object_id"] for b in segments if isinstance(b.get("init_object_id"), str)]
         object_ids += self._stored_init_ids(object_ids)
-        with self._locks.session() as held:
-            held.flows([flow_id]).objects(object_ids)
-            return self._write(lambda tx, fx: self._add_segments(tx, fx, flow_id, segments))
-
-    def _add_segments(self, tx: Transaction, fx: _Effects, flow_id: str, bodies: list[Json]) -> list[FailedSegment]:
-        record = self._flow(tx, flow_id)
-        rules.check_segment_post(record.flow)
+        # Parsed before the locks and the transaction: it needs neither, and writers of other flows
+        # wait for this transaction's turn on the database (engines that serialise writes).
         labels = [s.info.label for s in self._stores.values()]
         parsed: list[tuple[Json, rules.Segment | TamsError]] = []
         posted: dict[int, tuple[mo.PostedFacts, list[Json]]] = {}
-        for body in bodies:
+        for body in segments:
             try:
                 segment = rules.parse_segment(body, labels)
                 posted[id(segment)] = (mo.posted_facts(body), mo.posted_instances(body, labels))
                 parsed.append((body, segment))
             except TamsError as exc:
                 parsed.append((body, exc))
+        with self._locks.session() as held:
+            held.flows([flow_id]).objects(object_ids)
+            return self._write(lambda tx, fx: self._add_segments(tx, fx, flow_id, parsed, posted))
+
+    def _add_segments(
+        self,
+        tx: Transaction,
+        fx: _Effects,
+        flow_id: str,
+        parsed: list[tuple[Json, rules.Segment | TamsError]],
+        posted: dict[int, tuple[mo.PostedFacts, list[Json]]],
+    ) -> list[FailedSegment]:
+        record = self._flow(tx, flow_id)
+        rules.check_segment_post(record.flow)
         valid = [s for _, s in parsed if isinstance(s, rules.Segment)]
         checker = _OverlapChecker(self, tx, flow_id, valid)
         objects = self._object_states(tx, [s.object_id for s in valid])
@@ -274,17 +312,17 @@ class SegmentsMixin(TabularCore):
         objects.update(self._object_states(tx, init_ids - objects.keys()))
         references = self._flow_references(tx, flow_id, [*(s.object_id for s in valid), *init_ids])
         failed: list[FailedSegment] = []
-        added: list[rules.Segment] = []
+        added: list[tuple[rules.Segment, tuple[BoundKey, BoundKey]]] = []
         clock = time.time()
         for body, segment in parsed:
             try:
                 if isinstance(segment, TamsError):
                     raise segment
-                checker.check(segment)
+                keys = checker.check(segment)
                 facts, instances = posted[id(segment)]
                 self._register(objects, references, segment.object_id, facts, instances, flow_id, clock)
-                checker.accept(segment)
-                added.append(segment)
+                checker.accept(segment, keys)
+                added.append((segment, keys))
             except TamsError as exc:
                 failed.append(FailedSegment(body.get("object_id", ""), body.get("timerange"), exc.summary))
         if added:
@@ -292,22 +330,23 @@ class SegmentsMixin(TabularCore):
             # copied onto the row so listings need not read objects when they show no URLs.
             stored = [
                 rules.Segment(s.object_id, s.timerange, {**s.fields, **_init_field(objects[s.object_id].row)})
-                for s in added
+                for s, _ in added
             ]
-            tx.insert(SEGMENTS.name, SEGMENTS.rows([_segment_row(flow_id, s) for s in stored]))
+            rows = [_segment_row(flow_id, s, keys) for s, (_, keys) in zip(stored, added, strict=True)]
+            insert_rows(tx, SEGMENTS, rows)
             self._save_objects(tx, objects)
             self._save_references(tx, flow_id, references)
             record.flow["segments_updated"] = rules.now()
-            for segment in added:
-                record.extent = record.extent.extend_to_encompass(segment.timerange)
+            first = min(added, key=lambda a: a[1][0])[0].timerange
+            last = max(added, key=lambda a: a[1][1])[0].timerange
+            record.extent = record.extent.extend_to_encompass(first).extend_to_encompass(last)
             changed = {"segments_updated": record.flow["segments_updated"], "extent": str(record.extent)}
-            tx.update(FLOWS.name, _changes(FLOWS, [record.row_id], [changed]))
+            update_rows(tx, FLOWS, [record.row_id], [changed])
             if not fx.wanted:
                 return failed
-            rows = {i: s.row for i, s in objects.items()}
-            views = [
-                self._segment_view(s, rows, UrlOptions(verbose_storage=True, for_events=True), True) for s in stored
-            ]
+            object_rows = {i: s.row for i, s in objects.items()}
+            options = UrlOptions(verbose_storage=True, for_events=True)
+            views = [self._segment_view(s, object_rows, options, True) for s in stored]
             self._flow_event(tx, fx, events.SEGMENTS_ADDED, record.flow, {"flow_id": flow_id, "segments": views})
         return failed
 
@@ -426,19 +465,21 @@ class _OverlapChecker:
 
     The stored segments the batch spans are read in one select (at most ``SPAN_READ_LIMIT``);
     beyond that, each segment is checked with a select of its own. The first clash reported is the
-    earliest overlapping segment, as the in-memory backend reports it.
+    earliest overlapping segment, as the in-memory backend reports it. Known ranges never overlap,
+    so sorted by start they are sorted by end too: a clash is found by two bisections.
     """
 
     def __init__(self, backend: TabularCore, tx: Transaction, flow_id: str, batch: Sequence[rules.Segment]) -> None:
         self._backend = backend
         self._tx = tx
         self._flow_id = flow_id
-        self._known: SortedKeyList = SortedKeyList(key=TimeRange.start_key)
+        self._known: SortedKeyList = SortedKeyList(key=lambda known: known[0])  # (start key, end key, range)
+        self._ends: SortedList = SortedList()
         self._per_segment = False
         if not batch:
             return
         span = _span([s.timerange for s in batch])
-        where = overlapping(flow_id, span)
+        where = backend._overlapping(tx, flow_id, span)
         rows = (
             []
             if where is None
@@ -446,32 +487,39 @@ class _OverlapChecker:
         )
         if len(rows) > SPAN_READ_LIMIT:
             self._per_segment = True
-        else:
-            self._known.update(TimeRange.parse(r["timerange"]) for r in rows)
+            return
+        for row in rows:
+            tr = TimeRange.parse(row["timerange"])
+            self._add((tr.start_key(), tr.end_key()), tr)
 
-    def check(self, segment: rules.Segment) -> None:
+    def _add(self, keys: tuple[BoundKey, BoundKey], tr: TimeRange) -> None:
+        self._known.add((*keys, tr))
+        self._ends.add(keys[1])
+
+    def check(self, segment: rules.Segment) -> tuple[BoundKey, BoundKey]:
+        """The segment's start and end keys, if it overlaps nothing known (else BadRequest)."""
         query = segment.timerange
-        clashes = [self._known[i] for i in _overlap_indices(self._known, query)[:1]]
+        keys = query.start_key(), query.end_key()
+        first = self._ends.bisect_left(keys[0])  # the first known range ending at or after the start
+        clashes = [self._known[first][2]] if first < self._known.bisect_key_right(keys[1]) else []
         if self._per_segment:
-            where = overlapping(self._flow_id, query)
-            rows = self._backend._rows(
-                self._tx, SEGMENTS, where, columns=["timerange"], order=[Order("start_key")], limit=1
+            where = self._backend._overlapping(self._tx, self._flow_id, query)
+            rows = (
+                []
+                if where is None
+                else self._backend._rows(
+                    self._tx, SEGMENTS, where, columns=["timerange"], order=[Order("start_key")], limit=1
+                )
             )
             clashes += [TimeRange.parse(r["timerange"]) for r in rows]
         if clashes:
             other = min(clashes, key=TimeRange.start_key)
             raise BadRequest(f"segment {query} overlaps segment {other} of this flow")
+        return keys
 
-    def accept(self, segment: rules.Segment) -> None:
-        self._known.add(segment.timerange)
-
-
-def _overlap_indices(ranges: SortedKeyList, query: TimeRange) -> range:
-    if query.is_empty or not ranges:
-        return range(0)
-    lo = bisect.bisect_left(ranges, query.start_key(), key=TimeRange.end_key)
-    hi = bisect.bisect_right(ranges, query.end_key(), key=TimeRange.start_key)
-    return range(lo, max(lo, hi))
+    def accept(self, segment: rules.Segment, keys: tuple[BoundKey, BoundKey]) -> None:
+        """Count a checked segment (``keys``: what ``check`` gave) as known."""
+        self._add(keys, segment.timerange)
 
 
 def _span(ranges: Iterable[TimeRange]) -> TimeRange:
