@@ -17,6 +17,7 @@ thread hop that costs more than the handler.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 from typing import Any
 
@@ -38,7 +39,13 @@ from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.operations import AbstractOperation
-from connexion.utils import extract_content_type, inspect_function_arguments, is_nullable, split_content_type
+from connexion.utils import (
+    deep_merge,
+    extract_content_type,
+    inspect_function_arguments,
+    is_nullable,
+    split_content_type,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
@@ -83,12 +90,19 @@ class PreparedOperation:
         self.path_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
         self.query_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
         self.query_defaults = _get_query_defaults(self.query_definitions)
+        self.mutable_defaults = any(isinstance(v, (dict, list)) for v in self.query_defaults.values())
         self.responses = _Responses(framework=StarletteFramework, jsonifier=jsonifier)
         functools.update_wrapper(self, self.function)  # type: ignore[arg-type]
 
     # --- validation (what Connexion's RequestValidationOperation does, with validators made once) ---
-    async def _validated(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive, str]:
-        self.parameter_validator.validate(scope)
+    async def _validated(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive, str, Any]:
+        """(scope, receive, media type, the request's parsed parameters) once the request is valid."""
+        checked = getattr(self.parameter_validator, "checked_request", None)
+        if checked is not None:
+            parameters = checked(scope)
+        else:  # a validator map without ours: Connexion's validator, the parameters parsed again
+            self.parameter_validator.validate(scope)
+            parameters = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
         mime_type, encoding = split_content_type(extract_content_type(scope["headers"]))
         if mime_type is None:
             mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"
@@ -101,7 +115,7 @@ class PreparedOperation:
             try:
                 body_validator = self.body_validators[mime_type]
             except KeyError:
-                return scope, receive, mime_type
+                return scope, receive, mime_type, parameters
             validator = body_validator(
                 schema=schema,
                 required=self.operation.request_body.get("required", False),
@@ -111,21 +125,26 @@ class PreparedOperation:
                 uri_parser=self.uri_parser,
             )
             receive, scope = await validator.wrap_receive(receive, scope=scope)
-        return scope, receive, mime_type
+        return scope, receive, mime_type, parameters
 
     # --- arguments (what Connexion's parameter decorator derives, with the tables made once) ------
-    async def _arguments(self, scope: Scope, request: ConnexionRequest, mime_type: str) -> dict[str, Any]:
+    async def _arguments(self, scope: Scope, receive: Receive, parameters: Any, mime_type: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
-        for name, value in request.path_params.items():
+        for name, value in parameters.path_params.items():
             definition = self.path_definitions.get(name)
             kwargs[python_name(name)] = value if definition is None else _get_val_from_param(value, definition)
-        query = {**self.query_defaults, **request.query_params}
+        # Connexion's merge; a fresh copy of the defaults only when one could be changed by a handler.
+        defaults = copy.deepcopy(self.query_defaults) if self.mutable_defaults else dict(self.query_defaults)
+        query = deep_merge(defaults, dict(parameters.query_params))
         kwargs.update(_query_args_helper(self.query_definitions, query, self.arguments, self.has_kwargs, python_name))
         if self.operation.is_request_body_defined and (
             python_name(self.operation.body_name(mime_type)) in self.arguments or self.has_kwargs
         ):
             # The JSON that tams_server.bodies parsed (and the validator checked), else Connexion's reading.
-            body = scope[PARSED_BODY] if PARSED_BODY in scope else await request.get_body()
+            if PARSED_BODY in scope:
+                body = scope[PARSED_BODY]
+            else:
+                body = await ConnexionRequest(scope, receive, uri_parser=self.uri_parser).get_body()
             kwargs.update(
                 _get_body_argument(
                     body,
@@ -141,13 +160,13 @@ class PreparedOperation:
         return kwargs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope, receive, mime_type = await self._validated(scope, receive)
+        scope, receive, mime_type, parameters = await self._validated(scope, receive)
         # Connexion's request context (``connexion.request``), as its ContextMiddleware sets it.
         _context.set(scope.get("extensions", {}).get("connexion_context", {}))
         _operation.set(self.operation)
         _receive.set(receive)
         _scope.set(scope)
-        kwargs = await self._arguments(scope, ConnexionRequest(scope, receive, uri_parser=self.uri_parser), mime_type)
+        kwargs = await self._arguments(scope, receive, parameters, mime_type)
         if asyncio.iscoroutinefunction(self.function):
             result = await self.function(**kwargs)
         elif self.on_loop:

@@ -229,8 +229,14 @@ class _ParsedOnce:
 
 class TamsParameterValidator(ParameterValidator):
     def validate(self, scope: Scope) -> None:
+        self.checked_request(scope)
+
+    def checked_request(self, scope: Scope) -> Any:
+        """The request with its parameters validated and parsed (once: the handler's arguments reuse them)."""
         _drop_shadowing_query(scope, self.parameters)
-        self.validate_request(_ParsedOnce(ConnexionRequest(scope, uri_parser=self.uri_parser)))
+        request = _ParsedOnce(ConnexionRequest(scope, uri_parser=self.uri_parser))
+        self.validate_request(request)
+        return request
 
     @staticmethod
     def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: str | None = None) -> str | None:

@@ -43,6 +43,8 @@ class MemoryBackend(
 ):
     """The in-memory store: every operation atomic under one lock."""
 
+    blocking = False  # it only computes: the server calls it on the event loop, without a thread hop
+
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._worker.start()
