@@ -18,8 +18,8 @@ Options (``backend_options`` in the config file, ``[backend_options]`` table):
 ``timeout``, ``ssl_verify``
     Seconds per RPC (default 60; connect 5), and TLS verification (bool or a CA bundle path).
 ``lock``
-    ``table`` (default): locks shared by all processes on the schema; ``process``: in-process
-    locks only, for exactly one server per schema (faster writes).
+    ``table`` (default): locks shared by all processes on the schema (a write's claim costs one
+    transaction more); ``process``: in-process locks only, for exactly one server per schema.
 ``lock_ttl``, ``lock_wait``
     Seconds a lock claim lives without renewal (60), and the longest wait for one (60; then 503).
 ``storage`` or ``s3_*``
