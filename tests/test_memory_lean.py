@@ -20,6 +20,7 @@ from backends import memory
 from backends.base import BackendServices, PageRequest, SegmentQuery, UrlOptions
 from backends.errors import NotFound
 from backends.events import DiscardEvents
+from backends.memory import core
 from backends.timerange import TimeRange
 
 NO_URLS = UrlOptions(accept_get_urls=())
@@ -81,6 +82,28 @@ def test_a_segment_and_its_object_take_under_400_bytes() -> None:
         tracemalloc.stop()
     # RSS adds the allocator's rounding and free space (~10%): 380 here is about 400 there.
     assert grown / count < 380, f"{grown / count:.0f} bytes per segment"
+
+
+def test_a_timerange_query_looks_at_the_segments_it_returns_not_the_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flat in flow size: a 10-segment answer out of 20,000 materialises a few timeranges, not all."""
+    backend = new_backend()
+    flow_id = new_flow(backend)
+    bodies = [{"object_id": f"o{i}", "timerange": f"[{i}:0_{i + 1}:0)"} for i in range(20_000)]
+    allocate_in_backend(backend, flow_id, (b["object_id"] for b in bodies))
+    assert backend.add_segments(flow_id, bodies) == []
+    calls = 0
+    timerange = core._Segment.timerange
+
+    def counted(segment: core._Segment) -> TimeRange:
+        nonlocal calls
+        calls += 1
+        return timerange.fget(segment)
+
+    monkeypatch.setattr(core._Segment, "timerange", property(counted))
+    query = SegmentQuery(timerange=TimeRange.parse("[12345:500000000_12355:0)"))
+    page = backend.list_segments(flow_id, query, NO_URLS, PageRequest())
+    assert [s["timerange"] for s in page.items[:1]] == ["[12345:0_12346:0)"] and len(page.items) == 10
+    assert calls <= 20, f"{calls} timeranges built for a 10-segment answer out of 20,000"
 
 
 def _random_segments(rng: random.Random, count: int) -> list[TimeRange]:
