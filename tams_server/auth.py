@@ -453,7 +453,10 @@ class Authenticator:
         query so no log shows it."""
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw_query = scope.get("query_string", b"")
+        # Parsed only when it may hold access_token (even percent-encoded): most requests have none.
+        may_hold = b"access_token" in raw_query or b"%" in raw_query
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if may_hold else []
         url_tokens = [v for k, v in query if k == "access_token"]
         if url_tokens:
             scope["query_string"] = urlencode([(k, v) for k, v in query if k != "access_token"]).encode("latin-1")

@@ -43,10 +43,12 @@ from connexion.utils import (
     deep_merge,
     extract_content_type,
     inspect_function_arguments,
+    is_json_mimetype,
     is_nullable,
     split_content_type,
 )
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response as StarletteResponse
 from starlette.types import Receive, Scope, Send
 
 from tams_server.bodies import PARSED_BODY
@@ -57,7 +59,19 @@ python_name = functools.lru_cache(maxsize=4096)(pythonic)
 class _Responses(AsyncResponseDecorator):
     """Connexion's rules turning what a handler returns into a response."""
 
+    def __init__(self, produces: list[str], jsonifier: Jsonifier) -> None:
+        super().__init__(framework=StarletteFramework, jsonifier=jsonifier)
+        # The one JSON type the operation answers with, when it has exactly one (all TAMS operations).
+        self.json_type = produces[0] if len(produces) == 1 and is_json_mimetype(produces[0]) else None
+
     def response(self, result: Any) -> Any:
+        if self.json_type is not None and type(result) is tuple and len(result) in (2, 3):
+            data, status = result[0], result[1]
+            headers = result[2] if len(result) == 3 else {}
+            if isinstance(data, (dict, list)) and isinstance(status, int) and not extract_content_type(headers):
+                # What build_framework_response makes of it, without looking the operation up again.
+                body = self.jsonifier.dumps(data)
+                return StarletteResponse(body, status_code=status, media_type=self.json_type, headers=headers)
         if StarletteFramework.is_framework_response(result):
             return result
         if isinstance(result, ConnexionResponse):
@@ -91,7 +105,7 @@ class PreparedOperation:
         self.query_definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
         self.query_defaults = _get_query_defaults(self.query_definitions)
         self.mutable_defaults = any(isinstance(v, (dict, list)) for v in self.query_defaults.values())
-        self.responses = _Responses(framework=StarletteFramework, jsonifier=jsonifier)
+        self.responses = _Responses(sorted(set(operation.produces)), jsonifier)
         functools.update_wrapper(self, self.function)  # type: ignore[arg-type]
 
     # --- validation (what Connexion's RequestValidationOperation does, with validators made once) ---
