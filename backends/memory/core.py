@@ -1,20 +1,24 @@
 """What every resource of the in-memory store shares: the state and the one lock guarding it,
-the object record (``_Object``), the sorted segment lists and their overlap search, and service
+the object and segment records, the sorted segment lists and their overlap search, and service
 info. The resources are mixins of :class:`MemoryCore` (``sources``, ``flows``, ``segments``,
 ``objects``, ``deletions``, ``webhooks``, ``profiles``), composed into the backend by the package.
 
 One lock guards all state, so every operation is atomic. Segments of a flow are kept sorted by
 start; as they never overlap, the ones overlapping a query are a contiguous run found by bisection.
+
+Records are small, since a store holds millions of them: a segment is a tuple of its timerange's
+two bound keys as ints, its object and the fields the client sent beyond the usual ones; an object
+record has slots, and shares what most objects have in common (one store, one referencing flow,
+the timerange of the segment that registered it). The JSON views are built when listed.
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedKeyList
@@ -24,38 +28,99 @@ from backends import rules
 from backends.base import Backend, BackendServices, Json, UrlOptions
 from backends.deletion import BackgroundWorker
 from backends.objectstore import ObjectStore
-from backends.timerange import TimeRange
+from backends.timerange import BoundKey, TimeRange
 
 
-@dataclass
+def _key(bound: BoundKey) -> int | float:
+    """A bound key (``TimeRange.start_key``/``end_key``: tier, ns, eps) as one number in the same
+    order: ``3 * ns + eps`` for a finite bound (eps is -1, 0 or 1), -inf/+inf for the infinite ones."""
+    tier, ns, eps = bound
+    return float("-inf") if tier == 0 else float("inf") if tier == 2 else 3 * ns + eps
+
+
+def _bound(key: int) -> tuple[int, int]:
+    """The ns and eps of a finite bound's ``_key``."""
+    ns, eps = divmod(key + 1, 3)
+    return ns, eps - 1
+
+
+def _segment_keys(timerange: TimeRange) -> tuple[int, int]:
+    """The start and end keys a segment is stored and ordered by (its timerange is bounded)."""
+    return int(_key(timerange.start_key())), int(_key(timerange.end_key()))
+
+
+@dataclass(slots=True, eq=False)
+class _Segment:
+    """A stored segment. A flow's segments are sorted by ``start``: as they never overlap, it is unique."""
+
+    start: int  # _key of its timerange's start key
+    end: int  # _key of its end key
+    object: _Object  # the object it is a part of
+    fields: Json | None  # what the client sent besides object_id, timerange, get_urls and object facts
+
+    @property
+    def timerange(self) -> TimeRange:
+        (start, start_eps), (end, end_eps) = _bound(self.start), _bound(self.end)
+        return TimeRange(start, end, include_start=start_eps == 0, include_end=end_eps == 0)
+
+    def as_rules_segment(self) -> rules.Segment:
+        """As the shared rules take a segment."""
+        return rules.Segment(self.object.id, self.timerange, self.fields or {})
+
+
+@dataclass(slots=True, eq=False)
 class _Object:
-    storage_id: str | None  # None: an external object, its bytes are elsewhere
+    """What the store knows of a media object, from its allocation (or first registration) on."""
+
+    id: str  # the same string as its key in the objects dict (one copy per id)
+    stores: tuple[str, ...]  # storage ids of its controlled instances, the first one first; () external
     allocated_for: str | None = None  # flow that allocated it, until first registered
-    first_referenced_by: str | None = None
-    references: Counter[str] = field(default_factory=Counter)  # flow id -> segment count
-    # When it was allocated, and when its last reference went (for reclamation).
-    allocated_at: float = field(default_factory=time.time)
+    # When it was allocated (one value for a whole allocation), and when its last reference went.
+    allocated_at: float = 0.0
     unreferenced_since: float | None = None
+    first_referenced_by: str | None = None
+    # The flows whose segments use it: None, the flow of its only segment, or flow id -> segment count.
+    references: str | Counter[str] | None = None
     # 8.x (backends.media_objects): media or init once registered, the media facts, the instances.
     kind: str | None = None
-    facts: mo.ObjectFacts | None = None
-    external: list[Json] = field(default_factory=list)  # uncontrolled instances: url, label (, minted)
-    copies: list[str] = field(default_factory=list)  # storage ids of controlled copies besides storage_id
+    # Its facts (media objects), or the segment that registered it when that segment's timerange is
+    # all they say (most objects): no copy of the timerange then.
+    stored_facts: mo.ObjectFacts | _Segment | None = None
+    external: Sequence[Json] = ()  # uncontrolled instances: url, label (, minted)
+
+    @property
+    def facts(self) -> mo.ObjectFacts | None:
+        if isinstance(self.stored_facts, _Segment):
+            return mo.ObjectFacts(str(self.stored_facts.timerange))
+        return self.stored_facts
+
+    @property
+    def init_object_id(self) -> str | None:
+        facts = self.stored_facts
+        return facts.init_object_id if isinstance(facts, mo.ObjectFacts) else None
+
+    def referencing_flows(self) -> list[str]:
+        """The flows using it, sorted."""
+        refs = self.references
+        return [] if refs is None else [refs] if isinstance(refs, str) else sorted(refs)
 
     def controlled_ids(self) -> list[str]:
-        return ([self.storage_id] if self.storage_id is not None else []) + self.copies
+        return list(self.stores)
 
 
 def _no_segments() -> SortedKeyList:
-    return SortedKeyList(key=rules.Segment.start_key)
+    return SortedKeyList(key=attrgetter("start"))
 
 
 def _overlapping(segments: SortedKeyList, query: TimeRange) -> range:
-    """Indices of the segments overlapping ``query``: O(log n) bisection on start and end keys."""
+    """Indices of the segments overlapping ``query``: O(log n) bisection on their start keys."""
     if query.is_empty:
         return range(0)
-    lo = bisect.bisect_left(segments, query.start_key(), key=rules.Segment.end_key)
-    hi = bisect.bisect_right(segments, query.end_key(), key=rules.Segment.start_key)
+    start, end = _key(query.start_key()), _key(query.end_key())
+    lo = segments.bisect_key_left(start)  # the first starting at or after the query's start...
+    if lo and segments[lo - 1].end >= start:
+        lo -= 1  # ...or the one before it, when it reaches into the query
+    hi = segments.bisect_key_right(end)  # past the last starting at or before the query's end
     return range(lo, max(lo, hi))
 
 
@@ -81,7 +146,7 @@ class MemoryCore(Backend):
         self._flows: dict[str, Json] = {}
         self._flows_of_source: dict[str, set[str]] = {}
         self._collectors: dict[str, set[str]] = {}  # member flow id -> ids of flows collecting it
-        self._segments: dict[str, SortedKeyList] = {}
+        self._segments: dict[str, SortedKeyList] = {}  # flow id -> its _Segment records, by start
         self._objects: dict[str, _Object] = {}
         self._allocations: dict[str, set[str]] = {}  # flow id -> objects it allocated, not yet registered
         self._profiles: dict[str, Json] = {}

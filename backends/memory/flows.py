@@ -43,7 +43,9 @@ class FlowsMixin(MemoryCore):
             return ordering.ordered_page(selected, query.order, page)
 
     def _ranges_overlapping(self, flow_id: str, query: TimeRange | None) -> Iterable[TimeRange]:
-        segments = self._segments.get(flow_id, ())
+        segments = self._segments.get(flow_id)
+        if not segments:
+            return []
         if query is None or query.is_empty:
             return [s.timerange for s in segments[:1]]
         return [segments[i].timerange for i in _overlapping(segments, query)[:1]]
@@ -120,7 +122,7 @@ class FlowsMixin(MemoryCore):
             source = self._source_view(flow["source_id"])
             stamp = rules.now()
             for segment in self._segments.pop(flow_id, ()):
-                self._drop_reference(segment.object_id, flow_id)
+                self._drop_reference(segment.object.id, flow_id)
             # Flows that collected this one no longer can: drop it from their collections.
             for collector in self._collectors.pop(flow_id, set()):
                 owner = self._flows[collector]

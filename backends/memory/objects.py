@@ -5,6 +5,7 @@ instances (URLs, copies), and reclamation.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from backends import media_objects as mo
 from backends import rules
@@ -34,7 +35,7 @@ class ObjectsMixin(MemoryCore):
         """The object a segment of ``flow_id`` may use as ``kind`` (a new external one if unknown)."""
         record = self._objects.get(object_id)
         if record is None:
-            return _Object(storage_id=None)
+            return _Object(object_id, stores=())
         if record.allocated_for not in (None, flow_id):
             raise BadRequest(
                 f"object {object_id} was allocated for flow {record.allocated_for} and is not registered yet"
@@ -47,26 +48,39 @@ class ObjectsMixin(MemoryCore):
         if record.allocated_for is not None:
             self._allocations[record.allocated_for].discard(object_id)
             record.allocated_for = None
-        if not record.references:
+        references = record.references
+        if references is None:
             record.first_referenced_by = flow_id
-        record.references[flow_id] += 1
+            record.references = flow_id
+        elif isinstance(references, str):
+            record.references = Counter((references, flow_id))
+        else:
+            references[flow_id] += 1
         record.unreferenced_since = None
 
     def _drop_reference(self, object_id: str, flow_id: str) -> None:
         """A segment of ``flow_id`` no longer uses the object, nor its init object."""
         record = self._objects[object_id]
-        init_id = record.facts.init_object_id if record.facts is not None else None
+        init_id = record.init_object_id
         self._release(object_id, record, flow_id)
         if init_id is not None and init_id in self._objects:
             self._release(init_id, self._objects[init_id], flow_id)
 
     def _release(self, object_id: str, record: _Object, flow_id: str) -> None:
-        record.references[flow_id] -= 1
-        if record.references[flow_id] <= 0:
-            del record.references[flow_id]
-            if record.first_referenced_by == flow_id:
-                record.first_referenced_by = None
-        if not record.references:
+        references = record.references
+        if isinstance(references, Counter):
+            references[flow_id] -= 1
+            left = references[flow_id] > 0
+            if not left:
+                del references[flow_id]
+            if not references:
+                record.references = None
+        else:  # its only segment
+            left = False
+            record.references = None
+        if not left and record.first_referenced_by == flow_id:
+            record.first_referenced_by = None
+        if record.references is None:
             if not record.controlled_ids():
                 del self._objects[object_id]  # an external object nobody references is forgotten
             else:
@@ -86,9 +100,11 @@ class ObjectsMixin(MemoryCore):
             else:
                 ids = [store.new_object_id() for _ in range(rules.allocation_size(request))]
             content_type = request.content_type or flow["container"]
+            # One tuple, flow id and time for the whole allocation: its records share them.
+            stores, owner, clock = (info.id,), flow["id"], time.time()
             for object_id in ids:
-                self._objects[object_id] = _Object(storage_id=info.id, allocated_for=flow_id)
-            self._allocations.setdefault(flow_id, set()).update(ids)
+                self._objects[object_id] = _Object(object_id, stores, allocated_for=owner, allocated_at=clock)
+            self._allocations.setdefault(owner, set()).update(ids)
             return {"media_objects": [rules.media_object(store, i, content_type, request.presigned) for i in ids]}
 
     def _registered(self, object_id: str) -> _Object:
@@ -108,7 +124,7 @@ class ObjectsMixin(MemoryCore):
         options = urls or UrlOptions()
         with self._lock:
             record = self._registered(object_id)
-            referencing = sorted(record.references)
+            referencing = record.referencing_flows()
             if flow_tags is not None:
                 referencing = [
                     f for f in referencing if f in self._flows and rules.matches_tags(self._flows[f], flow_tags)
@@ -145,10 +161,7 @@ class ObjectsMixin(MemoryCore):
             mo.check_copy(object_id, target.info.id, held)
             sources = [self._stores[i] for i in held]
             copy_object(sources[0], target, object_id)
-            if record.storage_id is None:
-                record.storage_id = target.info.id
-            else:
-                record.copies.append(target.info.id)
+            record.stores += (target.info.id,)
 
     def delete_object_instance(self, object_id: str, storage_id: str | None, label: str | None) -> None:
         with self._lock:
@@ -167,10 +180,7 @@ class ObjectsMixin(MemoryCore):
             if storage_id not in held:
                 raise BadRequest(f"object {object_id} has no instance on storage {storage_id}")
             mo.check_not_last(len(held) + len(record.external), object_id)
-            if record.storage_id == storage_id:
-                record.storage_id = record.copies.pop(0) if record.copies else None
-            else:
-                record.copies.remove(storage_id)
+            record.stores = tuple(i for i in record.stores if i != storage_id)
             self._stores[storage_id].delete(object_id)
 
     def object_store(self, storage_id: str) -> ObjectStore | None:
@@ -184,13 +194,13 @@ class ObjectsMixin(MemoryCore):
             doomed = [
                 object_id
                 for object_id, record in self._objects.items()
-                if record.controlled_ids()
-                and not record.references
+                if record.stores
+                and record.references is None
                 and rules.reclaimable(
                     record.allocated_for is not None, record.allocated_at, record.unreferenced_since, clock, policy
                 )
             ]
-            namers = ((i, r.facts.init_object_id) for i, r in self._objects.items() if r.facts is not None)
+            namers = ((i, r.init_object_id) for i, r in self._objects.items())
             doomed = mo.spare_named_inits(doomed, namers)
             for object_id in doomed:
                 record = self._objects.pop(object_id)

@@ -4,7 +4,6 @@ overlap check, and deletion of covered segments.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections.abc import Iterator
 
@@ -14,7 +13,7 @@ from backends import events, rules
 from backends import media_objects as mo
 from backends.base import FailedSegment, Json, PageRequest, SegmentPage, SegmentQuery, UrlOptions
 from backends.errors import BadRequest, TamsError
-from backends.memory.core import MemoryCore, _no_segments, _overlapping
+from backends.memory.core import MemoryCore, _key, _no_segments, _overlapping, _Segment, _segment_keys
 from backends.timerange import TimeRange
 
 
@@ -31,23 +30,31 @@ class SegmentsMixin(MemoryCore):
                 indices = indices[::-1]
             if page.page is not None:
                 indices = _resume(segments, indices, page.page, query.reverse_order)
-            chosen: list[rules.Segment] = []
+            chosen: list[_Segment] = []
             next_key = None
             for i in indices:
                 segment = segments[i]
-                if query.object_id is not None and segment.object_id != query.object_id:
+                if query.object_id is not None and segment.object.id != query.object_id:
                     continue
                 if len(chosen) == limit:
                     next_key = rules.encode_cursor(str(chosen[-1].timerange))
                     break
                 chosen.append(segment)
-            items = [self._segment_view(s, urls, query.include_object_timerange) for s in chosen]
-            return SegmentPage(items, limit, next_key, rules.segments_extent(chosen))
+            shown = [(s, s.as_rules_segment()) for s in chosen]
+            items = [self._segment_view(*s, urls, query.include_object_timerange) for s in shown]
+            return SegmentPage(items, limit, next_key, rules.segments_extent(s for _, s in shown))
 
-    def _segment_view(self, segment: rules.Segment, options: UrlOptions, include_object_timerange: bool) -> Json:
+    def _segment_view(
+        self, stored: _Segment, segment: rules.Segment, options: UrlOptions, include_object_timerange: bool
+    ) -> Json:
+        """The view of ``stored``, which the rules see as ``segment``."""
         view = rules.segment_view(segment, self._object_urls(segment.object_id, options))
-        record = self._objects.get(segment.object_id)
-        facts = record.facts if record is not None else None
+        record = stored.object
+        if record.stored_facts is stored:  # its object's facts are its timerange (shown already)
+            if include_object_timerange:
+                view["object_timerange"] = view["timerange"]
+            return view
+        facts = record.facts
         if facts is not None:
             if include_object_timerange and facts.timerange is not None:
                 view["object_timerange"] = facts.timerange
@@ -60,6 +67,7 @@ class SegmentsMixin(MemoryCore):
         with self._lock:
             flow = self._flow(flow_id)
             rules.check_segment_post(flow)
+            flow_id = flow["id"]  # one copy of the id for every record naming the flow
             labels = [s.info.label for s in self._stores.values()]
             failed = []
             added = []
@@ -68,7 +76,7 @@ class SegmentsMixin(MemoryCore):
                     segment = rules.parse_segment(body, labels)
                     posted = mo.posted_facts(body)
                     instances = mo.posted_instances(body, labels)
-                    added.append(self._add_segment(flow_id, segment, posted, instances))
+                    added.append((self._add_segment(flow_id, segment, posted, instances), segment))
                 except TamsError as exc:
                     failed.append(
                         FailedSegment(
@@ -79,14 +87,17 @@ class SegmentsMixin(MemoryCore):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
-                views = [self._segment_view(s, UrlOptions(verbose_storage=True, for_events=True), True) for s in added]
+                options = UrlOptions(verbose_storage=True, for_events=True)
+                views = [self._segment_view(*s, options, True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
             return failed
 
     def _add_segment(
         self, flow_id: str, segment: rules.Segment, posted: mo.PostedFacts, instances: list[Json]
-    ) -> rules.Segment:
-        stored = self._segments.setdefault(flow_id, _no_segments())
+    ) -> _Segment:
+        stored = self._segments.get(flow_id)
+        if stored is None:
+            stored = self._segments[flow_id] = _no_segments()
         clash = _overlapping(stored, segment.timerange)
         if clash:
             other = stored[clash[0]]
@@ -101,23 +112,29 @@ class SegmentsMixin(MemoryCore):
             mo.check_reachable(object_id, instances, flow_id)
         # Every check passed: register.
         self._objects.setdefault(object_id, record)
-        record.kind, record.facts, record.external = mo.MEDIA, facts, external
+        start, end = _segment_keys(segment.timerange)
+        fields = segment.fields or None
+        added = _Segment(start, end, record, fields)
+        record.kind, record.external = mo.MEDIA, external or ()
+        if facts != record.facts:  # the first registration says them (a later one may add key frames)
+            plain = facts == mo.ObjectFacts(str(segment.timerange))
+            record.stored_facts = added if plain else facts  # see _Object.stored_facts
         self._claim(record, object_id, flow_id)
         if init_id is not None and init_record is not None:
             self._objects.setdefault(init_id, init_record)
             init_record.kind = mo.INIT
             self._claim(init_record, init_id, flow_id)
-        stored.add(segment)
-        return segment
+        stored.add(added)
+        return added
 
-    def _covered(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Iterator[rules.Segment]:
+    def _covered(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Iterator[_Segment]:
         """The flow's segments wholly inside ``timerange`` (and of ``object_id``), in time order."""
         segments = self._segments.get(flow_id)
         if not segments:
             return
         for i in _overlapping(segments, timerange):
             segment = segments[i]
-            if timerange.covers(segment.timerange) and object_id in (None, segment.object_id):
+            if timerange.covers(segment.timerange) and object_id in (None, segment.object.id):
                 yield segment
 
     def delete_segments(self, flow_id: str, timerange: TimeRange, object_id: str | None) -> Json | None:
@@ -139,10 +156,10 @@ class SegmentsMixin(MemoryCore):
         chosen = list(itertools.islice(self._covered(flow_id, timerange, object_id), limit))
         for segment in chosen:
             self._segments[flow_id].remove(segment)
-            self._drop_reference(segment.object_id, flow_id)
+            self._drop_reference(segment.object.id, flow_id)
         if chosen:
             self._flows[flow_id]["segments_updated"] = rules.now()
-            extent = str(rules.segments_extent(chosen))
+            extent = str(rules.segments_extent(s.as_rules_segment() for s in chosen))
             self._flow_event(events.SEGMENTS_DELETED, flow_id, {"flow_id": flow_id, "timerange": extent})
         if limit is None or len(chosen) < limit:
             return TimeRange.never()
@@ -151,9 +168,9 @@ class SegmentsMixin(MemoryCore):
 
 def _resume(segments: SortedKeyList, indices: range, position: str, reverse: bool) -> range:
     """Continue a segment listing after the segment whose timerange the cursor names."""
-    key = rules.segment_cursor_key(position)
+    key = _key(rules.segment_cursor_key(position))
     if reverse:
-        stop = bisect.bisect_left(segments, key, key=rules.Segment.start_key)
+        stop = segments.bisect_key_left(key)
         return range(min(indices.start, stop - 1), indices.stop, -1) if indices else indices
-    start = bisect.bisect_right(segments, key, key=rules.Segment.start_key)
+    start = segments.bisect_key_right(key)
     return range(max(indices.start, start), indices.stop)
