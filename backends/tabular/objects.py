@@ -432,7 +432,11 @@ def _save_states(tx: Transaction, spec: TableSpec, states: Iterable[_ObjectState
     new = [s.row for s in states if s.new and s.dirty]
     changed = [s.row for s in states if not s.new and s.dirty]
     insert_rows(tx, spec, [{k: v for k, v in r.items() if k != ROW_ID} for r in new])
-    update_rows(tx, spec, [r[ROW_ID] for r in changed], changed)
+    if changed:
+        # The columns a row is found by never change: not rewriting them spares their indexes.
+        fixed = {*spec.lookup, *spec.order}
+        columns = [n for n in spec.schema.names if n not in fixed and n in changed[0]]
+        update_rows(tx, spec, [r[ROW_ID] for r in changed], changed, columns)
 
 
 def new_storage_id() -> str:

@@ -153,11 +153,12 @@ def _segment_row(flow_id: str, segment: rules.Segment, keys: tuple[BoundKey, Bou
 
 
 def _segment(row: Json) -> rules.Segment:
+    fields, urls = row["fields"], row["external_urls"]
     return rules.Segment(
         row["object_id"],
         TimeRange.parse(row["timerange"]),
-        json.loads(row["fields"]),
-        json.loads(row["external_urls"]),
+        {} if fields == "{}" else json.loads(fields),  # most rows: spare the decoder
+        [] if urls == "[]" else json.loads(urls),
     )
 
 

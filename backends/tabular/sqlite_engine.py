@@ -341,8 +341,9 @@ class SQLiteEngine(TableEngine):
                                 self._writer.execute(
                                     f"ALTER TABLE {_quote(spec.name)} ADD COLUMN {_quote(f.name)} {_sql_type(f.type)}"
                                 )
-                    indexes = [(c,) for c in spec.lookup]
-                    if spec.order and spec.order not in indexes:
+                    # A lookup column that leads the order index is served by it: one index less to write.
+                    indexes = [(c,) for c in spec.lookup if spec.order[:1] != (c,)]
+                    if spec.order:
                         indexes.append(spec.order)
                     for columns in indexes:
                         name = _quote(f"idx_{spec.name}_{'_'.join(columns)}")

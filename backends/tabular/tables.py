@@ -195,15 +195,18 @@ def insert_rows(tx: Transaction, spec: TableSpec, rows: Sequence[Json]) -> None:
         tx.insert(spec.name, spec.rows(rows))
 
 
-def update_rows(tx: Transaction, spec: TableSpec, row_ids: Sequence[Any], rows: Sequence[Json]) -> None:
-    """Set the columns of ``rows[0]`` (those of the schema) of the rows named by ``row_ids``."""
+def update_rows(
+    tx: Transaction, spec: TableSpec, row_ids: Sequence[Any], rows: Sequence[Json], columns: Sequence[str] = ()
+) -> None:
+    """Set ``columns`` (default: the schema's columns ``rows[0]`` has) of the rows named by ``row_ids``."""
     if not rows:
         return
+    names = list(columns) or [n for n in spec.schema.names if n in rows[0]]
     direct = getattr(tx, "update_rows", None)
-    if direct is None:
-        tx.update(spec.name, _changes(spec, row_ids, rows))
+    if direct is not None:
+        direct(spec.name, names, row_ids, rows)
     else:
-        direct(spec.name, [n for n in spec.schema.names if n in rows[0]], row_ids, rows)
+        tx.update(spec.name, _changes(spec, row_ids, [{n: r[n] for n in names} for r in rows]))
 
 
 def _changes(spec: TableSpec, row_ids: Sequence[Any], rows: Sequence[Json]) -> pa.Table:
