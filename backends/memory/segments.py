@@ -98,7 +98,9 @@ class SegmentsMixin(MemoryCore):
         stored = self._segments.get(flow_id)
         if stored is None:
             stored = self._segments[flow_id] = _no_segments()
-        clash = _overlapping(stored, segment.timerange)
+        start, end = _segment_keys(segment.timerange)
+        # Appending after the last segment (live ingest) overlaps nothing: no search then.
+        clash = _overlapping(stored, segment.timerange) if stored and stored[-1].end >= start else None
         if clash:
             other = stored[clash[0]]
             raise BadRequest(f"segment {segment.timerange} overlaps segment {other.timerange} of this flow")
@@ -112,9 +114,7 @@ class SegmentsMixin(MemoryCore):
             mo.check_reachable(object_id, instances, flow_id)
         # Every check passed: register.
         self._objects.setdefault(object_id, record)
-        start, end = _segment_keys(segment.timerange)
-        fields = segment.fields or None
-        added = _Segment(start, end, record, fields)
+        added = _Segment(start, end, record, segment.fields or None)
         record.kind, record.external = mo.MEDIA, external or ()
         if facts != record.facts:  # the first registration says them (a later one may add key frames)
             plain = facts == mo.ObjectFacts(str(segment.timerange))
