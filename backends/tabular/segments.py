@@ -244,6 +244,24 @@ class SegmentsMixin(TabularCore):
             return (col("start_ns") >= last[0]["start_ns"]) & (col("start_key") >= last[0]["start_key"])
         return (col("start_ns") >= saturate(ns)) & (col("start_key") >= key)
 
+    def _may_overlap(self, tx: Transaction, flow_id: str, query: TimeRange) -> bool:
+        """False when no segment of the flow overlaps ``query`` (True: some may).
+
+        On engines that seek, one read settles the common cases (appending, filling a gap): of the
+        segments starting before the query ends, the last one ends last (segments of a flow never
+        overlap), so if it ends before the query starts, none reaches into it.
+        """
+        start, end = query.start_key(), query.end_key()
+        if self._engine.sorts_on_client or start[0] != 1:
+            return True
+        before_end = _starts_at_or_before(end)
+        if before_end is None:
+            return False
+        columns = ["end_key"]
+        where = (col("flow_id") == flow_id) & before_end
+        last = self._rows(tx, SEGMENTS, where, columns=columns, order=[Order("start_key", True)], limit=1)
+        return bool(last) and last[0]["end_key"] >= _key_bytes(start)
+
     def _overlapping(self, tx: Transaction, flow_id: str, query: TimeRange) -> Where | None:
         """``overlapping``, bounded below for engines that seek (see ``_seek_from``)."""
         where = overlapping(flow_id, query)
@@ -480,6 +498,8 @@ class _OverlapChecker:
         if not batch:
             return
         span = _span([s.timerange for s in batch])
+        if not backend._may_overlap(tx, flow_id, span):
+            return
         where = backend._overlapping(tx, flow_id, span)
         rows = (
             []
