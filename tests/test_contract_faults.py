@@ -44,6 +44,7 @@ from backends.memory import flows as memory_flows
 from backends.memory import objects as memory_objects
 from backends.memory import profiles as memory_profiles
 from backends.memory import segments as memory_segments
+from backends.timerange import TimeRange
 from contract_tests import checks, checks_v8, differential, verdicts, walkthrough
 from contract_tests import spec as contract_spec
 from contract_tests.errors import ContractFailure
@@ -120,14 +121,17 @@ def overlap_check_disabled(backend: Any) -> Iterator[None]:
 def exclusive_end_ignored(backend: Any) -> Iterator[None]:
     """The backend's time maths treats every segment end as inclusive (``[0:0_10:0)`` as ``[0:0_10:0]``)."""
 
-    def end_key(original: Callable[..., Any]) -> Callable[..., Any]:
-        def faulty(segment: rules.Segment) -> Any:
-            key = original(segment)
-            return (key[0], key[1], 0) if _serving(backend) and key[0] == 1 else key
+    def segment_keys(original: Callable[..., Any]) -> Callable[..., Any]:
+        def faulty(timerange: TimeRange) -> Any:
+            if _serving(backend) and timerange.end is not None:
+                timerange = TimeRange(
+                    timerange.start, timerange.end, include_start=timerange.include_start, include_end=True
+                )
+            return original(timerange)
 
         return faulty
 
-    with _patched(rules.Segment, "end_key", end_key):
+    with _patched(memory_segments, "_segment_keys", segment_keys):
         yield
 
 
