@@ -89,24 +89,43 @@ def _param(value: Any) -> Any:
 
 def where_sql(where: Where) -> tuple[str, list[Any]]:
     """The SQL condition and its parameters for a predicate (``1`` for none)."""
-    parts: list[str] = []
+    return _condition(_shape(where)), _params(where)
+
+
+def _shape(where: Where) -> tuple[tuple[tuple[str, str, int], ...], ...]:
+    """What a predicate's SQL text depends on: its columns and operators (and list lengths), not its values."""
+    return tuple(
+        tuple((t.column, t.op, len(t.value) if t.op == "isin" else 0) for t in clause) for clause in where.clauses
+    )
+
+
+def _params(where: Where) -> list[Any]:
     params: list[Any] = []
     for clause in where.clauses:
-        terms = []
         for term in clause:
-            column = _quote(term.column)
             if term.op == "isin":
-                terms.append(f"{column} IN ({', '.join('?' * len(term.value))})")
                 params += [_param(v) for v in term.value]
-            elif term.op == "isnull":
-                terms.append(f"{column} IS NULL")
-            elif term.op == "notnull":
-                terms.append(f"{column} IS NOT NULL")
-            else:
-                terms.append(f"{column} {_SQL_OPS[term.op]} ?")
+            elif term.op not in ("isnull", "notnull"):
                 params.append(_param(term.value))
+    return params
+
+
+def _condition(shape: tuple[tuple[tuple[str, str, int], ...], ...]) -> str:
+    parts: list[str] = []
+    for clause in shape:
+        terms = []
+        for column, op, count in clause:
+            quoted = _quote(column)
+            if op == "isin":
+                terms.append(f"{quoted} IN ({', '.join('?' * count)})")
+            elif op == "isnull":
+                terms.append(f"{quoted} IS NULL")
+            elif op == "notnull":
+                terms.append(f"{quoted} IS NOT NULL")
+            else:
+                terms.append(f"{quoted} {_SQL_OPS[op]} ?")
         parts.append(terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")")
-    return (" AND ".join(parts) or "1"), params
+    return " AND ".join(parts) or "1"
 
 
 def _translate(exc: sqlite3.Error) -> EngineError:
@@ -117,6 +136,36 @@ def _translate(exc: sqlite3.Error) -> EngineError:
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc):
         return Conflict(str(exc))
     return EngineError(f"{type(exc).__name__}: {exc}")
+
+
+def _select_sql(
+    table: str,
+    names: Sequence[str],
+    shape: tuple[tuple[tuple[str, str, int], ...], ...],
+    order: Sequence[Order],
+    limit: int | None,
+    row_ids: bool,
+) -> str:
+    expressions = [_quote(c) for c in names] + (["rowid"] if row_ids else [])
+    sql = f"SELECT {', '.join(expressions) or 'NULL'} FROM {_quote(table)} WHERE {_condition(shape)}"
+    if order:
+        sql += " ORDER BY " + ", ".join(_quote(o.column) + (" DESC" if o.descending else "") for o in order)
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql
+
+
+class _Statements(dict):
+    """SQL text by what it depends on, so that a request's selects are not written out again each
+    time (SQLite's own cache then finds the prepared statement by that text). Bounded: a flood of
+    distinct shapes (long ``isin`` lists of every length) empties it rather than growing it."""
+
+    LIMIT = 4096
+
+    def __setitem__(self, key: Any, value: str) -> None:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        super().__setitem__(key, value)
 
 
 class SQLiteTransaction(Transaction):
@@ -140,17 +189,12 @@ class SQLiteTransaction(Transaction):
         row_ids: bool,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         names = list(self._engine.schema(table).names if columns is None else columns)
-        expressions = [_quote(c) for c in names]
-        if row_ids:
-            expressions.append("rowid")
-        condition, params = where_sql(where)
-        sql = f"SELECT {', '.join(expressions) or 'NULL'} FROM {_quote(table)} WHERE {condition}"
-        if order:
-            sql += " ORDER BY " + ", ".join(_quote(o.column) + (" DESC" if o.descending else "") for o in order)
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        rows = self._run(sql, params).fetchall()
-        if not expressions:
+        key = (table, tuple(names), _shape(where), tuple(order), limit, row_ids)
+        sql = self._engine.statements.get(key)
+        if sql is None:
+            sql = self._engine.statements[key] = _select_sql(table, names, key[2], order, limit, row_ids)
+        rows = self._run(sql, _params(where)).fetchall()
+        if not names and not row_ids:
             rows = [()] * len(rows)
         return names, rows
 
@@ -260,6 +304,7 @@ class SQLiteEngine(TableEngine):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._specs: dict[str, pa.Schema] = {}
+        self.statements = _Statements()
         self._booleans: dict[str, frozenset[str]] = {}
         self._pool: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
