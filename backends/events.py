@@ -72,6 +72,20 @@ class DiscardEvents:
         pass
 
 
+def wanted(sink: EventSink) -> bool:
+    """Whether an event published to ``sink`` could reach anyone: not when it discards them, nor when
+    it is a webhook dispatcher with no registrations (then a store need not build events at all)."""
+    if isinstance(sink, DiscardEvents):
+        return False
+    registrations = getattr(sink, "registrations", None)
+    if callable(registrations):
+        try:
+            return bool(registrations())
+        except Exception:
+            return True  # unknown: build them
+    return True
+
+
 def flow_event(kind: str, flow: Json, source: Json | None, payload: Json | None = None) -> Event:
     """An event about a flow: ``payload`` defaults to ``{"flow": flow}``."""
     return Event(

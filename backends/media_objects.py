@@ -61,19 +61,24 @@ def _parse(value: str, name: str) -> TimeRange:
     return parsed
 
 
-def posted_facts(body: Json) -> PostedFacts:
-    """The object facts of a segment POST; ``object_timerange`` defaults to ``timerange - ts_offset``."""
-    segment = _parse(body["timerange"], "timerange")
-    try:
-        offset = Timestamp.parse(body.get("ts_offset", "0:0")).to_ns()
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
-    default = TimeRange(
-        segment.start - offset if segment.start is not None else None,
-        segment.end - offset if segment.end is not None else None,
-        include_start=segment.include_start,
-        include_end=segment.include_end,
-    )
+def posted_facts(body: Json, timerange: TimeRange | None = None) -> PostedFacts:
+    """The object facts of a segment POST; ``object_timerange`` defaults to ``timerange - ts_offset``.
+
+    ``timerange``: the segment's, when the caller has parsed (and checked) it already.
+    """
+    segment = _parse(body["timerange"], "timerange") if timerange is None else timerange
+    default = segment
+    if "ts_offset" in body:
+        try:
+            offset = Timestamp.parse(body["ts_offset"]).to_ns()
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        default = TimeRange(
+            segment.start - offset if segment.start is not None else None,
+            segment.end - offset if segment.end is not None else None,
+            include_start=segment.include_start,
+            include_end=segment.include_end,
+        )
     explicit = body.get("object_timerange")
     if explicit is not None:
         explicit = str(_parse(explicit, "object_timerange"))

@@ -28,6 +28,8 @@ class FlowsMixin(MemoryCore):
         return rules.flow_view(self._flows[flow_id], self._collectors.get(flow_id, ()))
 
     def _flow_event(self, kind: str, flow_id: str, payload: Json | None = None) -> None:
+        if not events.wanted(self._events):
+            return
         flow = self._flow_view(flow_id)
         self._events.publish(events.flow_event(kind, flow, self._source_view(flow["source_id"]), payload))
 

@@ -74,7 +74,7 @@ class SegmentsMixin(MemoryCore):
             for body in segments:
                 try:
                     segment = rules.parse_segment(body, labels)
-                    posted = mo.posted_facts(body)
+                    posted = mo.posted_facts(body, segment.timerange)
                     instances = mo.posted_instances(body, labels)
                     added.append((self._add_segment(flow_id, segment, posted, instances), segment))
                 except TamsError as exc:
@@ -87,6 +87,8 @@ class SegmentsMixin(MemoryCore):
                     )
             if added:
                 flow["segments_updated"] = rules.now()
+                if not events.wanted(self._events):
+                    return failed
                 options = UrlOptions(verbose_storage=True, for_events=True)
                 views = [self._segment_view(*s, options, True) for s in added]
                 self._flow_event(events.SEGMENTS_ADDED, flow_id, {"flow_id": flow_id, "segments": views})
