@@ -50,12 +50,16 @@ def _facts(row: Json) -> mo.ObjectFacts | None:
     return mo.ObjectFacts(row.get("object_timerange"), row.get("key_frame_count"), row.get("init_object_id"))
 
 
+def _json_list(text: str | None) -> list[Any]:
+    return [] if not text or text == "[]" else json.loads(text)  # most rows: spare the decoder
+
+
 def _external(row: Json) -> list[Json]:
-    return json.loads(row.get("external") or "[]")
+    return _json_list(row.get("external"))
 
 
 def _controlled_ids(row: Json) -> list[str]:
-    copies = json.loads(row.get("copies") or "[]")
+    copies = _json_list(row.get("copies"))
     return ([row["storage_id"]] if row.get("storage_id") is not None else []) + copies
 
 
