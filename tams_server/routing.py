@@ -1,12 +1,14 @@
 """Connexion's routing, without trying every route of the spec on every request.
 
-Connexion routes with a Starlette ``Router`` per API: a list of ~50 routes tried in order, so a
-request for a route late in the spec costs ~40 regular-expression matches. Every TAMS path starts
-with a literal segment (``/flows``, ``/sources``, ``/service``...), and a route whose first segment
-is a literal can only match requests with that first segment. So each API's router dispatches on
-the request's first segment to a router holding only the routes that could match it, in their
-original order (plus any route whose first segment is not a literal): the same routes are tried in
-the same order, minus those that cannot match.
+Connexion routes with a Starlette ``Router`` per API: a list of ~130 routes (one per path and
+method) tried in order, so a request for a route late in the spec costs ~40 regular-expression
+matches. Every TAMS path starts with a literal segment (``/flows``, ``/sources``, ``/service``...),
+and a route whose first segment is a literal can only match requests with that first segment; a
+route that does not accept the request's method can only match partially. So each API's router
+first tries, in their original order, the routes that could match the request's first segment and
+accept its method; the first full match among them is the one Starlette would have found. Without
+one, Starlette's own search runs over the routes of that first segment (partial matches give 405,
+then redirects and the default, as before).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from connexion.middleware.routing import RoutingMiddleware
 from starlette._utils import get_route_path
-from starlette.routing import BaseRoute, Mount, Router
+from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import Receive, Scope, Send
 
 _INDEXED = "_tams_indexed"
@@ -42,9 +44,27 @@ class _FirstSegmentIndex:
             routes += [r for r in router.routes if r in self.anywhere or _first_segment(r.path) == segment]  # type: ignore[attr-defined]
         self.routers: dict[str, Router] = {segment: self._router(routes) for segment, routes in self.literal.items()}
         self.other = self._router(self.anywhere)
+        self.by_method: dict[tuple[str, str], list[BaseRoute]] = {}
 
     def _router(self, routes: list[BaseRoute]) -> Router:
         return Router(routes=routes, redirect_slashes=self.router.redirect_slashes, default=self.router.default)
+
+    def full_match(self, scope: Scope, segment: str) -> tuple[BaseRoute, Scope] | None:
+        """The first route that fully matches, among those accepting the method: the one Starlette
+        finds first in the whole list (a route refusing the method never fully matches)."""
+        for route in self._accepting(segment, scope["method"]):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope
+        return None
+
+    def _accepting(self, segment: str, method: str) -> list[BaseRoute]:
+        """The candidates for ``segment`` that accept ``method`` (Connexion makes a route per method)."""
+        key = (segment, method)
+        if key not in self.by_method:
+            candidates = self.routers[segment].routes if segment in self.routers else self.other.routes
+            self.by_method[key] = [r for r in candidates if getattr(r, "methods", None) is None or method in r.methods]  # type: ignore[attr-defined]
+        return self.by_method[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +72,16 @@ class _FirstSegmentIndex:
             return
         if "router" not in scope:
             scope["router"] = self.router
-        chosen = self.routers.get(_first_segment(get_route_path(scope)), self.other)
+        segment = _first_segment(get_route_path(scope))
+        found = self.full_match(scope, segment)
+        if found is not None:
+            route, child_scope = found
+            scope["route"] = route
+            scope.update(child_scope)
+            await route.handle(scope, receive, send)
+            return
+        # None: Starlette's own search of the candidates (405 for a known path, redirects, default).
+        chosen = self.routers.get(segment, self.other)
         # The candidate router's default is the original's, read now: Connexion may chain a later
         # API with the same base path as the default after this index was built.
         chosen.default = self.router.default
