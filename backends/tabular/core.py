@@ -132,17 +132,7 @@ class TabularCore(Backend):
         raise AssertionError("unreachable")
 
     def _wants_events(self) -> bool:
-        """Whether an event could reach anyone: not when the sink discards them, nor when it is a
-        webhook dispatcher whose registrations (this store's) are empty."""
-        if isinstance(self._events, events.DiscardEvents):
-            return False
-        registrations = getattr(self._events, "registrations", None)
-        if callable(registrations):
-            try:
-                return bool(registrations())
-            except Exception:
-                return True
-        return True
+        return events.wanted(self._events)
 
     # --- small reads -----------------------------------------------------------------------
     @staticmethod
