@@ -111,6 +111,8 @@ def run(app: Any, settings: Settings, log_level: str) -> None:
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        # Access lines are logged at INFO: above that level uvicorn need not build them at all.
+        access_log=logging.getLevelName(log_level.upper()) <= logging.INFO,
         http=protocol_class(settings.header_timeout_s),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=5,
