@@ -495,9 +495,13 @@ class _OverlapChecker:
         self._known: SortedKeyList = SortedKeyList(key=lambda known: known[0])  # (start key, end key, range)
         self._ends: SortedList = SortedList()
         self._per_segment = False
+        # Each posted segment's keys, worked out once (they bound the span and place the segment).
+        self._keys = {id(s): (s.timerange.start_key(), s.timerange.end_key()) for s in batch}
         if not batch:
             return
-        span = _span([s.timerange for s in batch])
+        first = min(batch, key=lambda s: self._keys[id(s)][0])
+        last = max(batch, key=lambda s: self._keys[id(s)][1])
+        span = _span([first.timerange, last.timerange])
         if not backend._may_overlap(tx, flow_id, span):
             return
         where = backend._overlapping(tx, flow_id, span)
@@ -520,7 +524,7 @@ class _OverlapChecker:
     def check(self, segment: rules.Segment) -> tuple[BoundKey, BoundKey]:
         """The segment's start and end keys, if it overlaps nothing known (else BadRequest)."""
         query = segment.timerange
-        keys = query.start_key(), query.end_key()
+        keys = self._keys[id(segment)]
         first = self._ends.bisect_left(keys[0])  # the first known range ending at or after the start
         clashes = [self._known[first][2]] if first < self._known.bisect_key_right(keys[1]) else []
         if self._per_segment:
