@@ -139,7 +139,7 @@ class ObjectsMixin(TabularCore):
             object_timerange=facts.timerange,
             key_frame_count=facts.key_frame_count,
             init_object_id=init_id,
-            external=json.dumps(external),
+            external=json.dumps(external) if external else "[]",
         )
         if init_id is not None:
             self._reference(objects, references, init_id, flow_id, clock)
