@@ -10,13 +10,13 @@ import dataclasses
 import errno
 import hashlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-import duckdb
 import pytest
 from conftest import (
     Tams,
@@ -479,10 +479,7 @@ def test_a_full_database_disk_is_507_without_paths(built_apps: dict[Any, TamsApp
         built_apps["local"] = create_app(app_settings(**backend_settings("local")))
     app = fresh_app(built_apps["local"])
     engine = app.backend.engine  # type: ignore[attr-defined]
-    wal = f"{engine.path}.wal"
-    failure = f'TransactionContext Error: Failed to commit: Could not write file "{wal}": No space left on device'
-    real_take = engine._take
-    monkeypatch.setattr(engine, "_take", lambda: _FailingCommit(real_take(), failure))
+    monkeypatch.setattr(engine, "_writer", _FailingCommit(engine._writer, "database or disk is full"))
     body = Tams.flow_body()
     with TamsClient(app, "8.2") as client, client.unchecked():
         response = client.put(f"/flows/{body['id']}", json=body)
@@ -498,9 +495,8 @@ def test_a_store_that_stays_busy_says_so_without_the_engines_message(
         built_apps["local"] = create_app(app_settings(**backend_settings("local")))
     app = fresh_app(built_apps["local"])
     engine = app.backend.engine  # type: ignore[attr-defined]
-    conflict = f"TransactionContext Error: Catalog write-write conflict in {engine.path}"
-    real_take = engine._take
-    monkeypatch.setattr(engine, "_take", lambda: _FailingCommit(real_take(), conflict))
+    conflict = f"database is locked ({engine.path})"
+    monkeypatch.setattr(engine, "_writer", _FailingCommit(engine._writer, conflict))
     body = Tams.flow_body()
     with TamsClient(app, "8.2") as client, client.unchecked():
         response = client.put(f"/flows/{body['id']}", json=body)
@@ -515,19 +511,18 @@ def assert_json_error(response: Any, status: int) -> None:
 
 
 class _FailingCommit:
-    """A DuckDB cursor whose COMMIT fails with ``message`` (as DuckDB reports a WAL it cannot write)."""
+    """The SQLite engine's writer connection, whose COMMIT fails with ``message`` (as SQLite reports it)."""
 
-    def __init__(self, cursor: Any, message: str) -> None:
-        self._cursor, self._message = cursor, message
+    def __init__(self, connection: Any, message: str) -> None:
+        self._connection, self._message = connection, message
 
     def execute(self, sql: str, *args: Any) -> Any:
         if sql == "COMMIT":
-            self._cursor.execute("ROLLBACK")
-            raise duckdb.TransactionException(self._message)
-        return self._cursor.execute(sql, *args)
+            raise sqlite3.OperationalError(self._message)
+        return self._connection.execute(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
+        return getattr(self._connection, name)
 
 
 def test_server_side_writes_are_write_once_too(app: TamsApp) -> None:
