@@ -17,7 +17,7 @@ from backends.base import StorePolicy
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4010
-    backend: str = "local"  # metadata in DuckDB and media on disk, under data_dir
+    backend: str = "local"  # metadata in SQLite and media on disk, under data_dir
     # API versions served, each under /v{version} ("7.0", "8.2"); None: every version in spec/.
     versions: list[str] | None = None
     # The version also served at the root "/"; None: the newest served.

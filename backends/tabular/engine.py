@@ -1,7 +1,7 @@
 """The table engine interface: the only thing the tabular TAMS store knows about its database.
 
 It is deliberately narrow, so that a VAST DB engine (whose SDK offers no joins, aggregates, ORDER
-BY or unique constraints) implements it as easily as the embedded DuckDB one:
+BY or unique constraints) implements it as easily as the embedded SQLite one:
 
 * tables are declared by Arrow schemas and created or evolved at start-up (missing columns are
   added, nothing is ever dropped);

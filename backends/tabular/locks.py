@@ -16,7 +16,7 @@ Lock kinds, always taken in this order (so two writers can never wait for each o
    ``STRIPES`` locks, taken in stripe order (deletes take them all).
 
 The locks are re-entrant per thread. They only protect writers inside this process: the
-``local`` backend's DuckDB file can only be opened by one process at a time, so that is enough
+``local`` backend's data directory is locked to one process (``tams.lock``), so that is enough
 there. Stores shared by several processes (VAST DB) add a second layer through :meth:`LockManager.claim`
 (see ``table_locks``): the names a thread holds here are claimed for its process, all together,
 just before its next transaction, and given up by its first write transaction as it commits; an

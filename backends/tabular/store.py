@@ -2,7 +2,7 @@
 
 It behaves exactly like the in-memory reference backend (``backends.memory``) and shares its
 rules (``backends.rules``, ``backends.events``, ``backends.deletion``); what differs is where the
-state lives. Nothing here names a database: the ``local`` backend runs it on DuckDB, and a VAST DB
+state lives. Nothing here names a database: the ``local`` backend runs it on SQLite, and a VAST DB
 engine runs it unchanged.
 
 :class:`TabularBackend` composes one mixin per resource around the shared core:
