@@ -95,18 +95,6 @@ class ObjectsMixin(TabularCore):
         rows.update({r["id"]: r for r in self._rows_in(tx, OBJECTS, "id", inits)})
         return rows
 
-    def _stored_init_ids(self, object_ids: Iterable[str]) -> list[str]:
-        """The init objects stored objects name (read before locking: it never changes once set)."""
-        ids = list(object_ids)
-        if not ids:
-            return []
-
-        def body(tx: Transaction) -> list[str]:
-            rows = self._rows_in(tx, OBJECTS, "id", ids, columns=["init_object_id"])
-            return [r["init_object_id"] for r in rows if r["init_object_id"]]
-
-        return self._read(body)
-
     def _register(
         self,
         objects: dict[str, _ObjectState],
@@ -416,7 +404,9 @@ class ObjectsMixin(TabularCore):
         if not candidates:
             return 0
         with self._locks.session() as held:
-            held.objects(r["id"] for r in candidates)
+            # Kept to the end of the block: the media are deleted after the commit, and another
+            # server must not allocate one of these ids again before its bytes are gone.
+            held.objects(r["id"] for r in candidates).keep_claims()
 
             def body(tx: Transaction, fx: _Effects) -> list[Json]:
                 rows = doomed(tx, self._rows_in(tx, OBJECTS, "id", [r["id"] for r in candidates], unused, row_ids=True))

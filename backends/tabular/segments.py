@@ -162,6 +162,14 @@ def _segment(row: Json) -> rules.Segment:
     )
 
 
+class _MoreObjects(Exception):
+    """Stored objects name init objects whose locks the write does not hold (it rolls back)."""
+
+    def __init__(self, ids: set[str]) -> None:
+        super().__init__(sorted(ids))
+        self.ids = ids
+
+
 class SegmentsMixin(TabularCore):
     """``/flows/{id}/segments``; the objects they reference are counted in ``objects``."""
 
@@ -296,7 +304,6 @@ class SegmentsMixin(TabularCore):
     def add_segments(self, flow_id: str, segments: list[Json]) -> list[FailedSegment]:
         object_ids = [b["object_id"] for b in segments if isinstance(b.get("object_id"), str)]
         object_ids += [b["init_object_id"] for b in segments if isinstance(b.get("init_object_id"), str)]
-        object_ids += self._stored_init_ids(object_ids)
         # Parsed before the locks and the transaction: it needs neither, and writers of other flows
         # wait for this transaction's turn on the database (engines that serialise writes).
         labels = [s.info.label for s in self._stores.values()]
@@ -305,13 +312,20 @@ class SegmentsMixin(TabularCore):
         for body in segments:
             try:
                 segment = rules.parse_segment(body, labels)
-                posted[id(segment)] = (mo.posted_facts(body), mo.posted_instances(body, labels))
+                posted[id(segment)] = (mo.posted_facts(body, segment.timerange), mo.posted_instances(body, labels))
                 parsed.append((body, segment))
             except TamsError as exc:
                 parsed.append((body, exc))
-        with self._locks.session() as held:
-            held.flows([flow_id]).objects(object_ids)
-            return self._write(lambda tx, fx: self._add_segments(tx, fx, flow_id, parsed, posted))
+        while True:
+            with self._locks.session() as held:
+                held.flows([flow_id]).objects(object_ids)
+                locked = set(object_ids)
+                try:
+                    return self._write(
+                        lambda tx, fx, locked=locked: self._add_segments(tx, fx, flow_id, parsed, posted, locked)
+                    )
+                except _MoreObjects as more:  # rolled back: run again with their stripes locked too
+                    object_ids += sorted(more.ids)
 
     def _add_segments(
         self,
@@ -320,12 +334,19 @@ class SegmentsMixin(TabularCore):
         flow_id: str,
         parsed: list[tuple[Json, rules.Segment | TamsError]],
         posted: dict[int, tuple[mo.PostedFacts, list[Json]]],
+        locked: set[str],
     ) -> list[FailedSegment]:
         record = self._flow(tx, flow_id)
         rules.check_segment_post(record.flow)
         valid = [s for _, s in parsed if isinstance(s, rules.Segment)]
         checker = _OverlapChecker(self, tx, flow_id, valid)
         objects = self._object_states(tx, [s.object_id for s in valid])
+        # Stored objects may name init objects the body does not: their locks are needed too. An
+        # init id never changes once set, so reading it here (one transaction, not one more before
+        # the locks) and running again when one is missing is enough.
+        unlocked = {s.row["init_object_id"] for s in objects.values() if s.row.get("init_object_id")} - locked
+        if unlocked:
+            raise _MoreObjects(unlocked)
         init_ids = {f.init_object_id for f, _ in posted.values() if f.init_object_id is not None}
         init_ids |= {s.row["init_object_id"] for s in objects.values() if s.row.get("init_object_id")}
         objects.update(self._object_states(tx, init_ids - objects.keys()))
