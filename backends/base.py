@@ -231,6 +231,15 @@ class Backend(abc.ABC):
     # Whether a call may wait (on disk, a network, a database): the server then calls it from a
     # worker thread. A store that only computes in memory is called on the event loop.
     blocking: bool = True
+    # Whether reads may wait (None: as ``blocking``). An embedded database read from the page cache
+    # takes microseconds, much less than a thread hop; its writes still wait for their sync.
+    reads_block: bool | None = None
+
+    def may_block(self, method: str) -> bool:
+        """Whether an API request with this HTTP method may make a call that waits."""
+        if method in ("GET", "HEAD") and self.reads_block is not None:
+            return self.reads_block
+        return self.blocking
 
     # --- service -------------------------------------------------------------------------
     @abc.abstractmethod

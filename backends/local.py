@@ -65,6 +65,8 @@ _open_dirs_lock = threading.Lock()
 class LocalBackend(TabularBackend):
     """The tabular store on SQLite and a media directory under ``data_dir``."""
 
+    reads_block = False  # SQLite reads (WAL snapshots, page cache): called on the event loop
+
     def __init__(self, data_dir: Path, services: BackendServices, options: Mapping[str, Any], temporary: bool) -> None:
         self.data_dir = data_dir
         self._temporary = temporary

@@ -333,7 +333,7 @@ def create_app(settings: Settings | None = None) -> TamsApp:
         strict_validation=False,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
     )
-    api._middleware_app.api_cls = operations.prepared_api(not backend.blocking, VALIDATORS)
+    api._middleware_app.api_cls = operations.prepared_api(backend.may_block, VALIDATORS)
     allowed: list[tuple[re.Pattern[str], str]] = []
     documents: dict[Path, dict[str, Any]] = {}
     for mount in mounts:  # the versioned prefixes first: the root mount would catch their paths

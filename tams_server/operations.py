@@ -9,9 +9,11 @@ expressions), the operation's path-parameter table. None of that depends on the 
 made once — the same Connexion parts (URI parser, coercion, defaults, the validators of
 ``tams_server.validation``), so the answers are the same, only cheaper.
 
-Handlers are plain functions. A backend that may wait (``Backend.blocking``) has them called in a
-worker thread; one that only computes in memory has them called on the event loop, which saves a
-thread hop that costs more than the handler.
+Handlers are plain functions. Where the backend may wait (``Backend.may_block``: its writes, or
+every call of a remote database) they are called in a worker thread; where it only computes or
+reads from memory (the in-memory reference; SQLite's reads) on the event loop, which saves a
+thread hop that costs more than the handler and, under load, the wait for the GIL behind other
+worker threads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from connexion.apps.asynchronous import AsyncApi
@@ -99,12 +102,12 @@ class PreparedOperation:
         *,
         jsonifier: Jsonifier,
         validator_map: dict[str, Any],
-        on_loop: bool,
+        may_block: Callable[[str], bool],
     ) -> None:
         self.operation = operation
         self.operation_id = operation.operation_id
         self.function = operation.function
-        self.on_loop = on_loop or asyncio.iscoroutinefunction(self.function)
+        self.on_loop = not may_block(operation.method.upper()) or asyncio.iscoroutinefunction(self.function)
         self.uri_parser = operation.uri_parser_class(operation.parameters, operation.body_definition())
         self.parameter_validator = validator_map["parameter"](
             operation.parameters, uri_parser=self.uri_parser, strict_validation=False
@@ -202,11 +205,14 @@ class PreparedOperation:
         await response(scope, receive, send)
 
 
-def prepared_api(on_loop: bool, validator_map: dict[str, Any]) -> type[AsyncApi]:
-    """Connexion's API class, making a :class:`PreparedOperation` of each operation."""
+def prepared_api(may_block: Callable[[str], bool], validator_map: dict[str, Any]) -> type[AsyncApi]:
+    """Connexion's API class, making a :class:`PreparedOperation` of each operation; ``may_block``
+    tells by HTTP method whether its handler is called in a worker thread."""
 
     class PreparedApi(AsyncApi):
         def make_operation(self, operation: AbstractOperation) -> Any:
-            return PreparedOperation(operation, jsonifier=self.jsonifier, validator_map=validator_map, on_loop=on_loop)
+            return PreparedOperation(
+                operation, jsonifier=self.jsonifier, validator_map=validator_map, may_block=may_block
+            )
 
     return PreparedApi
