@@ -6,6 +6,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from connexion import request
+from connexion.context import scope as request_scope
+from starlette.datastructures import QueryParams
 
 from backends import ordering
 from backends.base import ListingOrder, Page, PageRequest, TagFilter, UrlOptions
@@ -16,6 +18,16 @@ from handlers.versions import dialect
 from tams_server import context
 
 Headers = dict[str, str]
+_QUERY = "tams.query_params"  # scope key: the raw query, parsed once per request
+
+
+def _query() -> QueryParams:
+    """The raw query string of the request being served, parsed once (``connexion.request`` makes a
+    new request, and parses it again, on every access)."""
+    parsed = request_scope.get(_QUERY)
+    if parsed is None:
+        parsed = request_scope[_QUERY] = QueryParams(request_scope["query_string"])
+    return parsed
 
 
 def tag_filter(prefix: str = "tag.", exists_prefix: str = "tag_exists.") -> TagFilter:
@@ -26,7 +38,7 @@ def tag_filter(prefix: str = "tag.", exists_prefix: str = "tag_exists.") -> TagF
     parse = dialect().tag_values
     equals: dict[str, frozenset[str]] = {}
     exists: dict[str, bool] = {}
-    for key, value in request.query_params.multi_items():
+    for key, value in _query().multi_items():
         if key.startswith(prefix):
             equals[key[len(prefix) :]] = parse(value)
         elif key.startswith(exists_prefix):
@@ -70,7 +82,7 @@ def timerange(value: str | None) -> TimeRange | None:
 
 def _csv(name: str) -> tuple[str, ...] | None:
     """A comma-separated query parameter: None when absent, () when present but empty."""
-    raw = request.query_params.get(name)
+    raw = _query().get(name)
     if raw is None:
         return None
     return tuple(item for item in raw.split(",") if item)
@@ -108,7 +120,7 @@ def paging_headers(result: Page[Any], order: str = "") -> Headers:
     headers = {"X-Paging-Limit": str(result.limit)}
     if result.next_key is not None:
         next_key = encode_cursor(_key_scope(order) + result.next_key)
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+        query = [(k, v) for k, v in _query().multi_items() if k != "page"]
         query.append(("page", next_key))
         url = f"{context.base_url()}{quote(request.url.path)}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
