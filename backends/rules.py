@@ -416,10 +416,11 @@ def segment_view(segment: Segment, urls: list[Json] | None) -> Json:
 
 
 def segments_extent(segments: Iterable[Segment]) -> TimeRange:
-    extent = TimeRange.never()
-    for s in segments:
-        extent = extent.extend_to_encompass(s.timerange)
-    return extent
+    """The smallest range holding every segment's (empty for none): one range, however many."""
+    ranges = [s.timerange for s in segments if not s.timerange.is_empty]
+    if not ranges:
+        return TimeRange.never()
+    return TimeRange.from_keys(min(r.start_key() for r in ranges), max(r.end_key() for r in ranges))
 
 
 def check_segment_post(flow: Json) -> None:

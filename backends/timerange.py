@@ -278,7 +278,8 @@ class TimeRange:
         return (1, self.end, 0 if self.include_end else -1)
 
     @classmethod
-    def _from_keys(cls, skey: BoundKey, ekey: BoundKey) -> TimeRange:
+    def from_keys(cls, skey: BoundKey, ekey: BoundKey) -> TimeRange:
+        """The range between a :meth:`start_key` and an :meth:`end_key` (empty if they cross)."""
         start = None if skey[0] == 0 else skey[1]
         end = None if ekey[0] == 2 else ekey[1]
         return cls(start, end, include_start=skey[2] == 0, include_end=ekey[2] == 0)
@@ -328,7 +329,7 @@ class TimeRange:
         """The set intersection (empty if the ranges do not overlap)."""
         if self.is_empty or other.is_empty:
             return TimeRange.never()
-        return TimeRange._from_keys(max(self._skey(), other._skey()), min(self._ekey(), other._ekey()))
+        return TimeRange.from_keys(max(self._skey(), other._skey()), min(self._ekey(), other._ekey()))
 
     def extend_to_encompass(self, other: TimeRange) -> TimeRange:
         """The smallest range containing both (fills any gap; empty is the identity)."""
@@ -336,7 +337,7 @@ class TimeRange:
             return self
         if self.is_empty:
             return other
-        return TimeRange._from_keys(min(self._skey(), other._skey()), max(self._ekey(), other._ekey()))
+        return TimeRange.from_keys(min(self._skey(), other._skey()), max(self._ekey(), other._ekey()))
 
     def is_before(self, other: TimeRange) -> bool:
         """True if every instant of ``self`` precedes every instant of ``other``.

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backends.rules import Segment, segments_extent
 from backends.timerange import NS_PER_SEC, TimeRange, Timestamp, overlapping_slice
 
 # database=None: keep the repository free of a .hypothesis/ directory.
@@ -675,3 +676,12 @@ def test_sort_keys_order_non_overlapping_ranges(
     # the bisect-based overlap query agrees with a linear scan
     got = by_start[overlapping_slice(by_start, query)]
     assert got == [r for r in by_start if r.overlaps(query)]
+
+
+@given(st.lists(raw_ranges(st.integers(-50, 50)), max_size=8))
+def test_segments_extent_is_the_fold_of_extend_to_encompass(raws: list[Raw]) -> None:
+    ranges = [make(r) for r in raws]
+    folded = TimeRange.never()
+    for r in ranges:
+        folded = folded.extend_to_encompass(r)
+    assert segments_extent([Segment("o", r, {}) for r in ranges]) == folded
