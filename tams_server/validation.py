@@ -80,7 +80,7 @@ class CheckedValidator:
         self.reference = TamsValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         try:
             self.fast: Any = jsonschema_rs.validator_for(schema, validate_formats=True)
-        except (ValueError, jsonschema_rs.ValidationError) as exc:
+        except Exception as exc:  # any schema it cannot read (its errors vary by release): the reference alone
             log.debug("jsonschema_rs cannot compile a schema (%s): the reference validator checks it alone", exc)
             self.fast = None
 
