@@ -125,12 +125,7 @@ class PreparedOperation:
     # --- validation (what Connexion's RequestValidationOperation does, with validators made once) ---
     async def _validated(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive, str, Any]:
         """(scope, receive, media type, the request's parsed parameters) once the request is valid."""
-        checked = getattr(self.parameter_validator, "checked_request", None)
-        if checked is not None:
-            parameters = checked(scope)
-        else:  # a validator map without ours: Connexion's validator, the parameters parsed again
-            self.parameter_validator.validate(scope)
-            parameters = ConnexionRequest(scope, receive, uri_parser=self.uri_parser)
+        parameters = self.parameter_validator.checked_request(scope)  # TamsParameterValidator
         mime_type, encoding = split_content_type(_request_content_type(scope))
         if mime_type is None:
             mime_type = self.operation.consumes[0] if self.operation.consumes else "application/octet-stream"

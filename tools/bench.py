@@ -56,10 +56,11 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def flow_body(flow_id: str) -> dict[str, Any]:
+def flow_body(flow_id: str, source_id: str | None = None) -> dict[str, Any]:
+    """The data flow every benchmark registers its segments on (a fresh source unless given one)."""
     return {
         "id": flow_id,
-        "source_id": str(uuid.uuid4()),
+        "source_id": source_id or str(uuid.uuid4()),
         "format": "urn:x-nmos:format:data",
         "codec": "text/plain",
         "container": "text/plain",

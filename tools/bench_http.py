@@ -37,10 +37,10 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
+from tools.bench import flow_body
 from tools.server_process import running
 
 WRITER_FLOWS = 16
@@ -188,17 +188,6 @@ def serve(target: str, backend: str, token: str) -> Iterator[str]:
             context = running(args, env, ready_s=60, module="tools.baseline_app", ready_path="/flows/x")
         with context as url:
             yield url
-
-
-def flow_body(flow_id: str) -> dict[str, Any]:
-    return {
-        "id": flow_id,
-        "source_id": str(uuid.uuid4()),
-        "format": "urn:x-nmos:format:data",
-        "codec": "text/plain",
-        "container": "text/plain",
-        "essence_parameters": {"data_type": "urn:x-tams:data:bench"},
-    }
 
 
 def prepare(client: httpx.Client, flow_id: str, objects: Sequence[str]) -> None:

@@ -72,6 +72,7 @@ def _child(count: int) -> Measurement:
     from backends.base import BackendServices, PageRequest, SegmentQuery, StorageRequest, UrlOptions
     from backends.events import DiscardEvents
     from backends.timerange import TimeRange
+    from tools.bench import flow_body
 
     class Signer:
         def sign(self, method: str, storage_id: str, object_id: str) -> str:
@@ -79,15 +80,7 @@ def _child(count: int) -> Measurement:
 
     def new_flow() -> str:
         flow_id = str(uuid.uuid4())
-        flow = {
-            "id": flow_id,
-            "source_id": str(uuid.uuid4()),
-            "format": "urn:x-nmos:format:data",
-            "codec": "text/plain",
-            "container": "text/plain",
-            "essence_parameters": {"data_type": "urn:x-tams:data:bench"},
-        }
-        backend.put_flow(flow_id, flow)
+        backend.put_flow(flow_id, flow_body(flow_id))
         return flow_id
 
     backend: Any = backends.load_factory("memory")({}, BackendServices(signer=Signer(), events=DiscardEvents()))

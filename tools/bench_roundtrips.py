@@ -20,6 +20,7 @@ import backends
 from backends.base import BackendServices, PageRequest, SegmentQuery, StorageRequest, UrlOptions
 from backends.events import DiscardEvents
 from backends.timerange import TimeRange
+from tools.bench import flow_body
 
 COUNTERS = ("transactions", "selects", "inserts", "updates", "deletes")
 OPERATIONS = (
@@ -39,17 +40,6 @@ class _Signer:
         return f"http://unused/{storage_id}/{object_id}"
 
 
-def _flow_body(flow_id: str, source_id: str) -> dict[str, Any]:
-    return {
-        "id": flow_id,
-        "source_id": source_id,
-        "format": "urn:x-nmos:format:data",
-        "codec": "text/plain",
-        "container": "text/plain",
-        "essence_parameters": {"data_type": "urn:x-tams:data:bench"},
-    }
-
-
 class _Run:
     """One emulated store with a flow of ``FILLED`` segments; hands out fresh segment times."""
 
@@ -66,7 +56,7 @@ class _Run:
 
     def new_flow(self) -> str:
         flow_id = str(uuid.uuid4())
-        self.backend.put_flow(flow_id, _flow_body(flow_id, self.source_id))
+        self.backend.put_flow(flow_id, flow_body(flow_id, self.source_id))
         return flow_id
 
     def segments(self, count: int) -> list[dict[str, Any]]:
@@ -107,7 +97,7 @@ class _Run:
             return self.post(1000)
         if operation == "PUT flow":
             new_id = str(uuid.uuid4())
-            return lambda: backend.put_flow(new_id, _flow_body(new_id, self.source_id))
+            return lambda: backend.put_flow(new_id, flow_body(new_id, self.source_id))
         if operation == "allocate storage":
             return lambda: backend.allocate_storage(flow_id, StorageRequest(limit=1))
         raise ValueError(f"unknown operation {operation!r}; known: {', '.join(OPERATIONS)}")
