@@ -7,7 +7,7 @@ as the small value types below. Errors are the exceptions of ``backends.errors``
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -387,6 +387,16 @@ class Backend(abc.ABC):
         """Store a new profile and return it; an existing id is refused (profiles are immutable)."""
         raise NotSupported("flow profiles are not supported by this backend")
 
+    # --- readiness -------------------------------------------------------------------------
+    def readiness(self) -> dict[str, str | None]:
+        """Each part the store depends on (``"storage:<id>"``, a database) -> None when it answers
+        now, else why not. Cheap (one small call each): orchestrators poll it every second."""
+        found: dict[str, str | None] = {}
+        for info in self.storage_backends():
+            store = self.object_store(info["id"])
+            found[f"storage:{info['id']}"] = failure(store.check) if store is not None else "not configured"
+        return found
+
     # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Start background work (deletions, reclamation); called once the server runs."""
@@ -395,3 +405,12 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Stop background work and release resources."""
         return None
+
+
+def failure(check: Callable[[], object]) -> str | None:
+    """None when ``check`` returns, else what it raised, in one line."""
+    try:
+        check()
+    except Exception as exc:  # readiness reports any failure; it never raises
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None

@@ -325,6 +325,13 @@ class S3ObjectStore(ObjectStore):
     def key(self, object_id: str) -> str:
         return object_key(self.config.prefix, object_id)
 
+    def check(self) -> None:
+        """One HEAD of the bucket, tried once with short timeouts (the readiness probe must not hang)."""
+        try:
+            _probe_client(self.config).head_bucket(Bucket=self.config.bucket)
+        except Exception as exc:  # botocore's errors: unreachable, refused, denied, missing
+            raise S3StoreError(f"{self.config.where} does not answer: {type(exc).__name__}") from None
+
     def upload_url(self, object_id: str, content_type: str) -> dict[str, Any]:
         # ContentType in the params signs the Content-Type header: the PUT must send the same one.
         url = self._presign("put_object", object_id, ContentType=content_type)
@@ -562,6 +569,38 @@ def _clients(config: S3Config) -> tuple[Any, Any]:
         presigner = _session.client("s3", endpoint_url=config.presign_endpoint_url, config=Config(**common), **keys)
         _client_cache[connection] = (client, presigner)
         return client, presigner
+
+
+_probe_cache: dict[tuple[Any, ...], Any] = {}
+PROBE_TIMEOUT_S = 2.0
+
+
+def _probe_client(config: S3Config) -> Any:
+    """A client for readiness checks: one attempt, at most PROBE_TIMEOUT_S to connect and to read."""
+    _clients(config)  # makes the shared session
+    connection = tuple(getattr(config, name) for name in _CONNECTION)
+    with _session_lock:
+        cached = _probe_cache.get(connection)
+        if cached is None:
+            assert _session is not None
+            probe = Config(
+                signature_version=config.signature_version,
+                s3={"addressing_style": config.addressing_style},
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=min(config.connect_timeout, PROBE_TIMEOUT_S),
+                read_timeout=min(config.read_timeout, PROBE_TIMEOUT_S),
+            )
+            cached = _session.client(
+                "s3",
+                endpoint_url=config.endpoint_url,
+                config=probe,
+                aws_access_key_id=config.access_key,
+                aws_secret_access_key=config.secret_key,
+                region_name=config.region,
+                verify=config.verify,
+            )
+            _probe_cache[connection] = cached
+        return cached
 
 
 _unsigned_cache: dict[tuple[Any, ...], Any] = {}

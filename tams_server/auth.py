@@ -46,7 +46,8 @@ from tams_server.throttle import FailureThrottle, client_key
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("read", "write", "delete", "admin")
+# "metrics": read /metrics only (for a Prometheus scraper); admin credentials get every scope.
+SCOPES = ("read", "write", "delete", "admin", "metrics")
 SCOPE_PREFIX = "tams-api/"
 TOKEN_PREFIX = "tams_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}

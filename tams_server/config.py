@@ -70,6 +70,13 @@ class Settings:
     delete_chunk: int = StorePolicy.delete_chunk  # segments per step of a background delete
     object_grace_s: float = StorePolicy.unreferenced_grace_s  # unreferenced objects keep bytes this long
     unregistered_object_ttl_s: float = StorePolicy.unregistered_ttl_s  # never registered: reclaimed after
+    # Operations (see README "Run it like a service"). API documentation (<base>/openapi.json,
+    # <base>/ui/) carries no store data: served without credentials unless docs_require_auth.
+    docs_require_auth: bool = False
+    # Prometheus text at /metrics, for credentials with the "metrics" scope (admin has every scope).
+    metrics: bool = True
+    # "text": uvicorn's access lines; "json": one JSON object per log line, one per request.
+    log_format: str = "text"
 
     def update(self, values: dict[str, Any], source: str) -> None:
         known = {f.name: f for f in fields(self)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backends import rules
+from backends import base, rules
 from backends.base import Json
 from backends.tabular.core import TabularCore, _Effects
 from backends.tabular.engine import ROW_ID, Transaction, col
@@ -39,6 +39,12 @@ class ServiceMixin(TabularCore):
         with self._locks.session() as held:
             held.catalog()
             self._write(body)
+
+    def readiness(self) -> dict[str, str | None]:
+        def read_meta() -> None:
+            self._read(lambda tx: self._meta(tx, "service"))
+
+        return {"database": base.failure(read_meta), **super().readiness()}
 
     def storage_backends(self) -> list[Json]:
         return [s.info.to_json() for s in self._stores.values()]
