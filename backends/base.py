@@ -394,7 +394,7 @@ class Backend(abc.ABC):
         found: dict[str, str | None] = {}
         for info in self.storage_backends():
             store = self.object_store(info["id"])
-            found[f"storage:{info['id']}"] = failure(store.check) if store is not None else "not configured"
+            found[f"storage:{info['id']}"] = failure(store.probe) if store is not None else "not configured"
         return found
 
     # --- life cycle ------------------------------------------------------------------------

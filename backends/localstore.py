@@ -50,7 +50,7 @@ class LocalObjectStore(ServedObjectStore):
         digest = hashlib.sha256(object_id.encode("utf-8", "surrogatepass")).hexdigest()
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def check(self) -> None:
+    def probe(self) -> None:
         """The media directory is there and writable (a lost mount, a remount read-only)."""
         if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
             raise OSError(f"{self.root} is not a writable directory")

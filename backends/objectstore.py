@@ -75,7 +75,7 @@ class ObjectStore(abc.ABC):
     def download_url(self, object_id: str) -> tuple[str, bool]:
         """A URL to GET the object's bytes, and whether it is presigned."""
 
-    def check(self) -> None:
+    def probe(self) -> None:
         """Raise when the store cannot be used now (readiness); cheap: polled every second.
         A store inside this process (memory, a local directory) is there while the process is."""
         return None

@@ -325,7 +325,7 @@ class S3ObjectStore(ObjectStore):
     def key(self, object_id: str) -> str:
         return object_key(self.config.prefix, object_id)
 
-    def check(self) -> None:
+    def probe(self) -> None:
         """One HEAD of the bucket, tried once with short timeouts (the readiness probe must not hang)."""
         try:
             _probe_client(self.config).head_bucket(Bucket=self.config.bucket)
