@@ -389,12 +389,13 @@ class Backend(abc.ABC):
 
     # --- readiness -------------------------------------------------------------------------
     def readiness(self) -> dict[str, str | None]:
-        """Each part the store depends on (``"storage:<id>"``, a database) -> None when it answers
+        """Each part the store depends on (``"storage:<label>"``, a database) -> None when it answers
         now, else why not. Cheap (one small call each): orchestrators poll it every second."""
         found: dict[str, str | None] = {}
         for info in self.storage_backends():
             store = self.object_store(info["id"])
-            found[f"storage:{info['id']}"] = failure(store.probe) if store is not None else "not configured"
+            why = failure(store.probe) if store is not None else "not configured"
+            found[f"storage:{info.get('label') or info['id']}"] = why
         return found
 
     # --- life cycle ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from tams_server import (
     datadir,
     errors,
     media,
+    observe,
     operations,
     origins,
     secret_strength,
@@ -44,8 +45,10 @@ from tams_server import (
 )
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
+from tams_server.docs import ApiDocs
 from tams_server.resolver import TamsResolver
 from tams_server.routing import IndexedRoutingMiddleware
+from tams_server.side_routes import SideRoute, SideRoutes
 from tams_server.validation import VALIDATORS
 from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
 
@@ -113,6 +116,9 @@ class TamsApp:
         self.auth = auth
         self.guarded_api = bodies.guard(api, settings)  # body limits and JSON sanity before Connexion
         self.hosts = origins.HostPolicy(settings.trusted_hosts, settings.public_url)
+        self.side_routes = SideRoutes(backend, settings)
+        self.docs = ApiDocs(mounts)
+        self.json_log = settings.log_format == "json"
 
     @property
     def signer(self) -> media.HmacUrlSigner:
@@ -131,21 +137,44 @@ class TamsApp:
             host = "{}:{}".format(*scope["server"])
         return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
 
-    async def _authorise(self, scope: Scope, path: str) -> tuple[Response | None, Principal | None]:
-        """(the 401/403/429 answer, None) when the request may not go on; else (None, its principal)."""
+    async def _authorise(
+        self, scope: Scope, path: str, scopes: frozenset[str] | None = None
+    ) -> tuple[Response | None, Principal | None]:
+        """(the 401/403/429 answer, None) when the request may not go on; else (None, its principal).
+        ``scopes``: any one of them admits the caller (None: the API's rule for ``path``)."""
         if self.auth is None:
             return None, None
         try:
             principal = await self.auth.authenticate(scope)
-            self.auth.authorise(principal, scope["method"], path)
+            if scopes is None:
+                self.auth.authorise(principal, scope["method"], path)
+            elif not scopes & principal.scopes:
+                needed = " or ".join(sorted(scopes))
+                raise AuthError(403, f"{principal.name} lacks the {needed} scope this request needs")
         except AuthError as exc:
             headers = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else {}
             return errors.plain_error(exc.status, exc.summary, {**headers, **exc.headers}), None
+        observation = observe.of(scope)
+        if observation is not None:
+            observation.principal = principal.name
         return None, principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
+            return
+        observation = observe.Observation(scope)
+        scope[observe.SCOPE_KEY] = observation
+        try:
+            await self._serve(scope, receive, observation.wrap(send), observation)
+        finally:
+            observation.finish(self.json_log)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, observation: observe.Observation) -> None:
+        side = self.side_routes.get(scope["path"])
+        if side is not None:  # before the Host check: probes and scrapers address pods by IP
+            observation.operation = side.name
+            await self._side_route(side, scope, receive, send)
             return
         host = origins.header(scope, b"host")
         if not self.hosts.host_allowed(host):
@@ -158,7 +187,18 @@ class TamsApp:
         context.enter(self.backend, self._base_url(scope), self.webhooks)
         if scope["method"] == "HEAD":
             send = _drop_body(send)
+        docs = self.docs.route(scope["path"])
+        if docs is not None:
+            observation.operation = "docs"
+            if self.settings.docs_require_auth:
+                refused, _ = await self._authorise(scope, scope["path"], frozenset({"read"}))
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
+            await docs(scope, receive, send)
+            return
         if scope["path"].startswith(media.MEDIA_PREFIX):
+            observation.operation = "media"
             # Signed media URLs carry their own authority, as presigned URLs do; plain ones (8.x,
             # without a signature) need the API's credentials, as any API request.
             authorised = False
@@ -178,6 +218,7 @@ class TamsApp:
         mount, api_path = versions.match(self.mounts, scope["path"])
         if scope["path"] == mount.base_path:  # "/v8.2" is the root of that version, as "/v8.2/" is
             scope = {**scope, "path": mount.base_path + "/", "raw_path": (mount.base_path + "/").encode()}
+        observation.version = mount.version
         context.enter_api(mount.version, mount.base_path, self.served)
         refused, principal = await self._authorise(scope, api_path)
         if refused is not None:
@@ -189,6 +230,22 @@ class TamsApp:
             return
         with acting_as(principal.name if principal else None):
             await self.guarded_api(typed, receive, send)
+
+    async def _side_route(self, route: SideRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await errors.plain_error(405, f"{scope['method']} is not allowed here", {"Allow": "GET, HEAD"})(
+                scope, receive, send
+            )
+            return
+        if scope["method"] == "HEAD":
+            send = _drop_body(send)
+        if route.scopes:
+            refused, _ = await self._authorise(scope, scope["path"], route.scopes)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        response = await route.answer()
+        await response(scope, receive, send)
 
 
 # Connexion's default stack without the Swagger UI (not served) and security (TamsApp

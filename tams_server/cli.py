@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import backends
-from tams_server import config, datadir, serving
+from tams_server import config, datadir, observe, serving
 from tams_server.app import create_app
 from tams_server.origins import is_loopback_interface
 from tams_server.versions import describe_mounts
@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", help="TOML file of settings")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=observe.LOG_FORMATS,
+        help="text (default) or json: one JSON object per line, one line per request",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,11 +71,11 @@ def spec_overrides(values: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ("host", "port", "backend", "public_url", "data_dir", "insecure_no_auth", "versions", "default_version")
-    overrides = {k: getattr(args, k) for k in names}
+    overrides = {k: getattr(args, k) for k in (*names, "log_format")}
     overrides.update(spec_overrides(args.spec))
     settings = config.load(args.config, overrides)
+    observe.configure_logging(args.log_level, settings.log_format)
     datadir.private_files()
     app = create_app(settings)
     log = logging.getLogger("tams_server")

@@ -54,6 +54,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.types import Receive, Scope, Send
 
 from tams_server.bodies import PARSED_BODY
+from tams_server.observe import SCOPE_KEY as OBSERVATION
 
 python_name = functools.lru_cache(maxsize=4096)(pythonic)
 
@@ -183,6 +184,9 @@ class PreparedOperation:
         return kwargs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observation = scope.get(OBSERVATION)
+        if observation is not None:
+            observation.operation = self.operation_id
         scope, receive, mime_type, parameters = await self._validated(scope, receive)
         # Connexion's request context (``connexion.request``), as its ContextMiddleware sets it.
         _context.set(scope.get("extensions", {}).get("connexion_context", {}))

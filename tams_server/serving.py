@@ -111,8 +111,11 @@ def run(app: Any, settings: Settings, log_level: str) -> None:
         host=settings.host,
         port=settings.port,
         log_level=log_level,
-        # Access lines are logged at INFO: above that level uvicorn need not build them at all.
-        access_log=logging.getLevelName(log_level.upper()) <= logging.INFO,
+        # Access lines are logged at INFO: above that level uvicorn need not build them at all. With
+        # JSON lines the server writes its own (tams_server.observe) and uvicorn's loggers keep the
+        # process's configuration (log_config None) instead of their own text handlers.
+        access_log=settings.log_format == "text" and logging.getLevelName(log_level.upper()) <= logging.INFO,
+        **({"log_config": None} if settings.log_format == "json" else {}),
         http=protocol_class(settings.header_timeout_s),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=5,

@@ -1,0 +1,149 @@
+"""Each request observed once, from arrival to its last byte: its id, what it was, how it ended.
+
+Every response carries ``X-Request-Id``: the client's own id when it sends a usable one (so a
+request can be followed through a proxy and the tools that called it), else one made here. When
+the response is done, the observation is counted (``tams_server.metrics``) and, with
+``log_format = "json"``, written as one JSON log line (``tams_server.access``). Secrets never
+reach a line: ``access_token`` and ``signature`` values in the query are replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from starlette.types import Message, Scope, Send
+
+from tams_server import metrics
+
+ACCESS_LOG = logging.getLogger("tams_server.access")
+SCOPE_KEY = "tams.observation"
+HEADER = b"x-request-id"
+# A client's id is kept when it is short and printable without quoting (log and header safe).
+_CLIENT_ID = re.compile(rb"[A-Za-z0-9._:@+=/-]{1,128}")
+_SECRET_VALUES = re.compile(rb"(?i)((?:^|&)(?:access_token|signature)=)[^&]*")
+# Fixed names (bounded metric labels) for what is not an API operation.
+UNMATCHED = "unmatched"
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == HEADER:
+            if _CLIENT_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return secrets.token_hex(12)
+
+
+def redacted_query(query_string: bytes) -> str:
+    """The query as it may be logged: secret values replaced."""
+    return _SECRET_VALUES.sub(rb"\1REDACTED", query_string).decode("latin-1")
+
+
+class Observation:
+    """What is known of one request; other layers fill in what they learn (version, operation, principal)."""
+
+    __slots__ = ("operation", "principal", "request_id", "scope", "sent", "started", "status", "version")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.request_id = _request_id(scope)
+        self.version = ""  # "" outside the versioned API (health, metrics, media, docs)
+        self.operation = UNMATCHED
+        self.principal: str | None = None
+        self.status = 0
+        self.sent = 0
+        self.started = time.perf_counter()
+
+    def wrap(self, send: Send) -> Send:
+        """``send`` that adds the request id to the answer and counts what goes out."""
+        header = (HEADER, self.request_id.encode("ascii"))
+
+        async def observed_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                self.status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            elif kind == "http.response.body":
+                self.sent += len(message.get("body", b""))
+            await send(message)
+
+        return observed_send
+
+    def finish(self, json_log: bool) -> None:
+        """The request is over: count it, and log it when JSON lines are wanted."""
+        seconds = time.perf_counter() - self.started
+        status = self.status or 500  # nothing was sent: the server failed before answering
+        metrics.observe_request(self.version, self.operation, status, seconds, self.sent)
+        if json_log and ACCESS_LOG.isEnabledFor(logging.INFO):
+            ACCESS_LOG.info("request", extra={"request": self.fields(status, seconds)})
+
+    def fields(self, status: int, seconds: float) -> dict[str, Any]:
+        scope = self.scope
+        query = scope.get("query_string", b"")
+        client = scope.get("client")
+        return {
+            "request_id": self.request_id,
+            "method": scope["method"],
+            "path": scope["path"] + ("?" + redacted_query(query) if query else ""),
+            "version": self.version or None,
+            "operation": self.operation,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "principal": self.principal,
+            "bytes_sent": self.sent,
+            "bytes_received": _content_length(scope),
+            "client": client[0] if client else None,
+        }
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def of(scope: Scope) -> Observation | None:
+    """The observation of the request ``scope`` belongs to (None for one made outside TamsApp)."""
+    return scope.get(SCOPE_KEY)
+
+
+class JsonLines(logging.Formatter):
+    """Every log record as one JSON object: time, level, logger, message, and a request's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request = getattr(record, "request", None)
+        if request is not None:
+            line.update(request)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """The process's log lines: ``text`` (uvicorn's access lines among them) or ``json``."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
