@@ -1,0 +1,151 @@
+"""Request observation: X-Request-Id on every response, JSON log lines, nothing secret logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from tams_server import observe
+from tams_server.app import create_app
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, app_settings, flow_body
+from tools import server_process
+
+ID = "x-request-id"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    app = create_app(app_settings(log_format="json", default_version="8.2"))
+    with TestClient(app, headers=ADMIN_HEADERS) as test_client:
+        yield test_client
+
+
+Lines = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def lines(caplog: pytest.LogCaptureFixture) -> Iterator[Lines]:
+    """The access lines logged so far in the test, as the JSON formatter writes them."""
+    formatter = observe.JsonLines()
+
+    def logged() -> list[dict[str, Any]]:
+        return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "tams_server.access"]
+
+    with caplog.at_level(logging.INFO, logger="tams_server.access"):
+        yield logged
+
+
+def _media_url(client: TestClient) -> str:
+    flow = flow_body("video")
+    assert client.put(f"/flows/{flow['id']}", json=flow).status_code == 201
+    [media] = client.post(f"/flows/{flow['id']}/storage", json={"limit": 1}).json()["media_objects"]
+    put = media["put_url"]
+    assert client.put(put["url"], content=b"bytes", headers={"Content-Type": put["content-type"]}).status_code == 200
+    segment = {"object_id": media["object_id"], "timerange": "[0:0_1:0)"}
+    assert client.post(f"/flows/{flow['id']}/segments", json=segment).status_code == 201
+    [stored] = client.get(f"/flows/{flow['id']}/segments", params={"presigned": "true"}).json()
+    return stored["get_urls"][0]["url"]
+
+
+def test_every_response_carries_a_request_id(client: TestClient) -> None:
+    answers = [
+        client.get("/flows"),
+        client.get("/v7.0/flows"),
+        client.get("/flows", headers={"Authorization": "Bearer wrong"}),  # 401
+        client.get("/no-such-thing"),  # 404
+        client.delete("/service"),  # 405
+        client.get("/healthz"),
+        client.get("/readyz"),
+        client.get("/metrics"),
+        client.get(_media_url(client)),
+        client.get("/media/unknown?expires=1&signature=x"),
+    ]
+    ids = [a.headers.get(ID) for a in answers]
+    assert all(ids), [(a.request.url, a.status_code) for a in answers if not a.headers.get(ID)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_clients_own_id_is_kept_when_usable(client: TestClient) -> None:
+    own = f"trace-{uuid.uuid4()}"
+    assert client.get("/flows", headers={ID: own}).headers[ID] == own
+    for unusable in (b"has space", b"x" * 129, b"semi;colon", "\u00fcmlaut".encode(), b""):
+        given = client.get("/flows", headers={ID: unusable}).headers[ID]
+        assert given.encode() != unusable and observe._CLIENT_ID.fullmatch(given.encode())
+
+
+def test_one_json_line_per_request_with_what_happened(client: TestClient, lines: Lines) -> None:
+    answer = client.get("/v7.0/flows", params={"limit": 1}, headers={ID: "abc-1"})
+    client.get("/flows/not-a-uuid")
+    client.get("/readyz")
+    lines = lines()
+    assert len(lines) == 3
+    line = lines[0]
+    assert line["request_id"] == "abc-1"
+    assert line["method"] == "GET"
+    assert line["path"] == "/v7.0/flows?limit=1"
+    assert line["version"] == "7.0"
+    assert line["operation"] == "GET_flows"
+    assert line["status"] == 200
+    assert line["principal"] == "admin-token"
+    assert line["bytes_sent"] == len(answer.content)
+    assert line["latency_ms"] > 0
+    assert {"time", "level", "logger", "message"} <= set(line)
+    assert (lines[1]["version"], lines[1]["operation"], lines[1]["status"]) == ("8.2", "GET_flows-flowId", 404)
+    assert (lines[2]["version"], lines[2]["operation"], lines[2]["principal"]) == (None, "readyz", None)
+
+
+def test_secrets_never_reach_a_line(client: TestClient, lines: Lines) -> None:
+    media_url = _media_url(client)
+    signature = httpx.URL(media_url).params["signature"]
+    before = len(lines())
+    no_header = TestClient(client.app)
+    assert no_header.get("/flows", params={"access_token": ADMIN_TOKEN}).status_code == 200
+    assert no_header.get("/flows", params={"ACCESS_TOKEN": "guess", "x": "1"}).status_code == 401
+    assert no_header.get(media_url).status_code == 200
+    lines = lines()[before:]
+    text = json.dumps(lines)
+    assert len(lines) == 3
+    assert ADMIN_TOKEN not in text and signature not in text and "guess" not in text
+    assert lines[0]["principal"] == "admin-token"
+    assert "signature=REDACTED" in lines[2]["path"]
+
+
+def test_redacted_query_hides_every_secret_value() -> None:
+    query = b"a=1&access_token=t0k&signature=s1g&Signature=S2&xaccess_token=kept"
+    assert observe.redacted_query(query) == (
+        "a=1&access_token=REDACTED&signature=REDACTED&Signature=REDACTED&xaccess_token=kept"
+    )
+
+
+def test_text_format_writes_no_json_lines(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(app_settings())
+    with caplog.at_level(logging.INFO, logger="tams_server.access"), TestClient(app, headers=ADMIN_HEADERS) as client:
+        assert client.get("/flows").status_code == 200
+    assert not [r for r in caplog.records if r.name == "tams_server.access"]
+
+
+def test_unknown_log_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="log_format"):
+        observe.configure_logging("info", "xml")
+
+
+def test_a_real_server_writes_only_json_lines(tmp_path: Path) -> None:
+    env = {**os.environ, "TAMS_ADMIN_TOKEN": ADMIN_TOKEN, "TAMS_DATA_DIR": str(tmp_path / "data")}
+    log = tmp_path / "server.log"
+    with server_process.running(["--log-format", "json"], env, log=log, ready_path="/healthz") as url:
+        answer = httpx.get(url + "/flows", headers={**ADMIN_HEADERS, ID: "from-test"})
+        assert answer.status_code == 200
+    parsed = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(p["logger"].startswith("uvicorn") for p in parsed)  # uvicorn's own lines too
+    [request] = [p for p in parsed if p.get("request_id") == "from-test"]
+    assert (request["operation"], request["status"], request["version"]) == ("GET_flows", 200, "8.2")
+    assert not [p for p in parsed if p["logger"] == "uvicorn.access"]  # ours replace uvicorn's access lines
