@@ -16,8 +16,13 @@ load generator when wrk is absent) with ``--connections`` connections measures, 
 * ``POST /flows/{id}/segments``: one segment per request, the connections writing to 16 flows.
 
 Every answer must be the expected 2xx: a run with any other answer is reported as failed, not
-as a rate. The table gives requests per second and tams-server / baseline. Rounds alternate the
-two servers so that the machine's noise falls on both; ``--rounds`` repeats and reports ranges.
+as a rate. The table gives requests per second and each target / ``--versus`` (the baseline by
+default). Rounds alternate the servers so that the machine's noise falls on all of them;
+``--rounds`` repeats and reports ranges.
+
+Two more targets measure what observing costs: ``ops-off`` is tams-server with metrics off and
+no access lines; ``ops-on`` has metrics on and writes a JSON line per request (``--log-format
+json --log-level info``, to a file). Compare them with ``--targets ops-off,ops-on --versus ops-off``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -48,6 +54,12 @@ WRITER_OBJECTS = 1000  # objects allocated per writer flow; writers cycle throug
 ALLOCATE_BATCH = 1000
 BULK = 1000
 TARGETS = ("tams-server", "baseline")
+# tams-server's arguments and environment per target (the baseline is another program).
+SERVER_TARGETS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "tams-server": (["--log-level", "warning"], {}),
+    "ops-off": (["--log-level", "warning"], {"TAMS_METRICS": "false"}),
+    "ops-on": (["--log-level", "info", "--log-format", "json"], {"TAMS_METRICS": "true"}),
+}
 ROUTES = ("GET flow", "GET 10 segments", "POST 1 segment")
 
 
@@ -180,9 +192,11 @@ def serve(target: str, backend: str, token: str) -> Iterator[str]:
     """A fresh store behind ``target`` (tams-server or the baseline); yields its URL."""
     with tempfile.TemporaryDirectory(prefix="tams-bench-") as data:
         env = {**os.environ, "TAMS_ADMIN_TOKEN": token}
-        if target == "tams-server":
-            args = ["--backend", backend, "--data-dir", data, "--log-level", "warning"]
-            context = running(args, env, ready_s=60)
+        if target in SERVER_TARGETS:
+            extra_args, extra_env = SERVER_TARGETS[target]
+            args = ["--backend", backend, "--data-dir", data, *extra_args]
+            log = Path(data) / "server.log"  # JSON lines go to a file, as in production
+            context = running(args, {**env, **extra_env}, ready_s=60, log=log)
         else:
             args = ["--backend", backend, "--data-dir", data]
             context = running(args, env, ready_s=60, module="tools.baseline_app", ready_path="/flows/x")
@@ -247,24 +261,25 @@ def _span(values: Sequence[float], digits: int = 0) -> str:
     return f"{low:,.{digits}f}–{high:,.{digits}f}"
 
 
-def table(measured: Measured, backends: Sequence[str]) -> str:
-    """Markdown: per route and backend, tams-server, baseline and their ratio (ranges over rounds)."""
-    out = ["| route | backend | tams-server /s | baseline /s | ratio |", "| --- | --- | --- | --- | --- |"]
-    for backend in backends:
-        for route in ROUTES:
-            ours = measured.rates.get((backend, "tams-server", route), [])
-            base = measured.rates.get((backend, "baseline", route), [])
-            if not ours or not base:
-                continue
-            ratios = [a / b for a, b in zip(ours, base, strict=False)]
-            out.append(f"| {route} | {backend} | {_span(ours)} | {_span(base)} | {_span(ratios, 2)} |")
-    for backend in backends:
-        ours = measured.bulk.get((backend, "tams-server"), [])
-        base = measured.bulk.get((backend, "baseline"), [])
-        if ours or base:
-            ratio = _span([a / b for a, b in zip(ours, base, strict=False)], 2) if ours and base else ""
-            row = f"| bulk registration (1,000-segment POSTs), segments/s | {backend} | {_span(ours) if ours else ''}"
-            out.append(f"{row} | {_span(base) if base else ''} | {ratio} |")
+def table(measured: Measured, backends: Sequence[str], targets: Sequence[str], versus: str) -> str:
+    """Markdown: per route and backend, each target, ``versus`` and their ratio (ranges over rounds)."""
+    out = [f"| route | backend | target | target /s | {versus} /s | ratio |", "| --- | --- | --- | --- | --- | --- |"]
+    for target in (t for t in targets if t != versus):
+        for backend in backends:
+            for route in ROUTES:
+                ours = measured.rates.get((backend, target, route), [])
+                base = measured.rates.get((backend, versus, route), [])
+                if not ours or not base:
+                    continue
+                ratios = [a / b for a, b in zip(ours, base, strict=False)]
+                out.append(f"| {route} | {backend} | {target} | {_span(ours)} | {_span(base)} | {_span(ratios, 2)} |")
+        for backend in backends:
+            ours = measured.bulk.get((backend, target), [])
+            base = measured.bulk.get((backend, versus), [])
+            if ours or base:
+                ratio = _span([a / b for a, b in zip(ours, base, strict=False)], 2) if ours and base else ""
+                row = f"| bulk (1,000-segment POSTs), segments/s | {backend} | {target} | {_span(ours) if ours else ''}"
+                out.append(f"{row} | {_span(base) if base else ''} | {ratio} |")
     return "\n".join(out)
 
 
@@ -275,7 +290,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything, alternating the servers")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="tams-server,baseline (or one of them)")
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated, from {', '.join([*SERVER_TARGETS, 'baseline'])} (default tams-server,baseline)",
+    )
+    parser.add_argument("--versus", default="baseline", help="the target the others are compared with")
     parser.add_argument(
         "--memory-segments",
         type=int,
@@ -288,12 +308,15 @@ def main(argv: list[str] | None = None) -> None:
         progress("wrk is not installed: using the Python load generator (it may be the bottleneck)")
     chosen = [b for b in args.backends.split(",") if b]
     targets = [t for t in args.targets.split(",") if t]
+    unknown = set(targets) - {*SERVER_TARGETS, "baseline"}
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     measured = Measured()
     for round_ in range(args.rounds):
         for backend in chosen:
             for target in targets if round_ % 2 == 0 else reversed(targets):
                 bench_target(target, backend, args, measured)
-    print(table(measured, chosen))
+    print(table(measured, chosen, targets, args.versus))
     if args.memory_segments:
         from tools.bench_memory import bytes_per_segment
 
