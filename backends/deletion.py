@@ -15,6 +15,7 @@ import threading
 import uuid
 from typing import Protocol
 
+from backends import telemetry
 from backends.base import Json, StorePolicy, current_actor
 from backends.rules import now
 from backends.timerange import TimeRange
@@ -81,6 +82,8 @@ class BackgroundWorker:
         self._lock = threading.Lock()
         self.idle = threading.Event()
         self.idle.set()
+        self.backlog = 0  # requests submitted and not finished (tams_deletion_requests_pending)
+        telemetry.track_worker(self)
 
     def start(self) -> None:
         with self._lock:
@@ -90,6 +93,8 @@ class BackgroundWorker:
 
     def submit(self, request_id: str) -> None:
         self.idle.clear()
+        with self._lock:
+            self.backlog += 1
         self._queue.put(request_id)
         self.start()
 
@@ -97,6 +102,8 @@ class BackgroundWorker:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=10)
+        with self._lock:
+            self.backlog = 0  # what is left resumes when the store opens again, in another worker
 
     def _run(self) -> None:
         while True:
@@ -107,13 +114,18 @@ class BackgroundWorker:
                 continue
             if request_id is None:
                 return
-            self._process(request_id)
+            try:
+                self._process(request_id)
+            finally:
+                with self._lock:
+                    self.backlog = max(0, self.backlog - 1)
             if self._queue.empty():
                 self.idle.set()
 
     def _reclaim(self) -> None:
         try:
             count = self._store.reclaim_objects()
+            telemetry.OBJECTS_RECLAIMED.inc(count)
             if count:
                 log.info("reclaimed %d media objects", count)
         except Exception:
@@ -143,3 +155,9 @@ class BackgroundWorker:
     def _finish(self, request: Json, status: str) -> None:
         expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._policy.delete_request_ttl_s)
         self._update(request, status=status, expiry=expiry.isoformat(timespec="seconds").replace("+00:00", "Z"))
+        telemetry.DELETIONS_FINISHED.labels(status).inc()
+
+
+def count_created() -> None:
+    """A deletion request was created (its backend calls this once the request is stored)."""
+    telemetry.DELETIONS_CREATED.inc()

@@ -11,6 +11,7 @@ from backends.timerange import TimeRange
 from handlers import _params
 from handlers._deletion import deletion_response
 from handlers.versions import dialect
+from tams_server import metrics
 from tams_server.context import backend
 
 
@@ -45,7 +46,9 @@ def get_flows_flow_id_segments(
 def post_flows_flow_id_segments(flow_id: str, body: Json | list[Json]) -> Any:
     """One segment (400 if it breaks a rule) or a list (200 listing those that failed)."""
     single = isinstance(body, dict)
-    failed = backend().add_segments(flow_id, [body] if single else body)
+    bodies = [body] if single else body
+    failed = backend().add_segments(flow_id, bodies)
+    metrics.segments_posted(len(bodies) - len(failed), len(failed))  # here: once for every backend
     if not failed:
         return None, 201
     if single:

@@ -42,6 +42,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from tams_server import metrics
 from tams_server.throttle import FailureThrottle, client_key
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,17 @@ class Principal:
 
 
 class AuthError(Exception):
-    """401 (who are you?) or 403 (not allowed), with a summary safe to return."""
+    """401 (who are you?) or 403 (not allowed), with a summary safe to return; ``reason`` (one of
+    ``metrics.AUTH_REASONS``) is what ``tams_auth_failures_total`` counts it as."""
 
-    def __init__(self, status: int, summary: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, summary: str, headers: dict[str, str] | None = None, reason: str = "missing_scope"
+    ) -> None:
         super().__init__(summary)
         self.status = status
         self.summary = summary
         self.headers = headers or {}
+        self.reason = reason
 
 
 def normalise_scopes(raw: Iterable[str]) -> frozenset[str]:
@@ -418,13 +423,14 @@ class Authenticator:
                 429,
                 "too many wrong passwords from this client or for this user: try again later",
                 {"Retry-After": str(math.ceil(wait))},
+                reason="throttled",
             )
 
     async def _from_basic(self, value: str, client: str | None) -> Principal | None:
         try:
             name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return None
+            raise AuthError(401, "the credentials are not valid", reason="malformed") from None
         user = hashlib.blake2b(_utf8(name), digest_size=16).digest()  # names may be long: keep a digest
         self._refuse_if_throttled(client, user)
         principal = self.store.verified_password(name, password)
@@ -434,7 +440,10 @@ class Authenticator:
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.password_concurrency))
         if self._waiting >= self.password_queue:
             raise AuthError(
-                503, "too many password checks are waiting: try again shortly (or use a token)", {"Retry-After": "1"}
+                503,
+                "too many password checks are waiting: try again shortly (or use a token)",
+                {"Retry-After": "1"},
+                reason="overloaded",
             )
         self._waiting += 1
         try:
@@ -451,7 +460,14 @@ class Authenticator:
 
     async def authenticate(self, scope: dict[str, Any]) -> Principal:
         """The caller, or AuthError(401, or 429 when throttled). Removes ``access_token`` from the
-        query so no log shows it."""
+        query so no log shows it. Every refusal is counted (``tams_auth_failures_total``)."""
+        try:
+            return await self._authenticate(scope)
+        except AuthError as exc:
+            metrics.auth_failed(exc.reason)
+            raise
+
+    async def _authenticate(self, scope: dict[str, Any]) -> Principal:
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         raw_query = scope.get("query_string", b"")
@@ -463,19 +479,31 @@ class Authenticator:
             scope["query_string"] = urlencode([(k, v) for k, v in query if k != "access_token"]).encode("latin-1")
         kind, _, credential = authorization.partition(" ")
         principal = None
+        refusal = "malformed"  # an Authorization we cannot read: an unknown scheme, no credential
         if kind.lower() == "bearer" and credential:
-            principal = self._from_token(credential.strip())
+            principal, refusal = self._from_token(credential.strip()), "bad_token"
         elif kind.lower() == "basic" and credential:
             principal = await self._from_basic(credential.strip(), client_key(scope.get("client")))
+            refusal = "bad_password"
         elif url_tokens:
-            principal = self._from_token(url_tokens[0])
+            principal, refusal = self._from_token(url_tokens[0]), "bad_token"
         elif not authorization:
-            raise AuthError(401, "credentials are required: HTTP basic, a bearer token, or access_token")
+            raise AuthError(
+                401, "credentials are required: HTTP basic, a bearer token, or access_token", reason="no_credentials"
+            )
         if principal is None:
-            raise AuthError(401, "the credentials are not valid")
+            raise AuthError(401, "the credentials are not valid", reason=refusal)
         return principal
 
     def authorise(self, principal: Principal, method: str, path: str) -> None:
         needed = required_scope(method, path)
         if needed not in principal.scopes:
+            metrics.auth_failed("missing_scope")
+            raise AuthError(403, f"{principal.name} lacks the {needed} scope this request needs")
+
+    def authorise_any(self, principal: Principal, scopes: frozenset[str]) -> None:
+        """403 (counted) unless ``principal`` has one of ``scopes`` (routes beside the API: /metrics...)."""
+        if not scopes & principal.scopes:
+            metrics.auth_failed("missing_scope")
+            needed = " or ".join(sorted(scopes))
             raise AuthError(403, f"{principal.name} lacks the {needed} scope this request needs")

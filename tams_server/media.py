@@ -20,7 +20,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from urllib.parse import quote
 
@@ -31,6 +31,7 @@ from starlette.responses import Response, StreamingResponse
 
 from backends.errors import AlreadyExists, StorageFull
 from backends.objectstore import ObjectStore, ServedObjectStore, StoredObject, Upload
+from tams_server import metrics
 from tams_server.config import Settings
 from tams_server.errors import plain_error
 
@@ -204,6 +205,7 @@ async def _serve(
     if not authorised and not signer.verify(
         method, storage_id, object_id, params.get("expires", ""), params.get("signature", ""), bound
     ):
+        metrics.auth_failed("bad_media_signature")
         return _error(403, "the media URL signature is invalid or has expired")
     if not authorised and method == "PUT" and bound is None:
         return _error(403, "the upload URL names no content type (it was made before content types were signed)")
@@ -244,6 +246,8 @@ async def _upload(
         if pending:
             await anyio.to_thread.run_sync(upload.write, b"".join(pending))
         await anyio.to_thread.run_sync(upload.commit)
+        metrics.MEDIA_UPLOADS.labels(store.info.id).inc()
+        metrics.MEDIA_UPLOADED_BYTES.labels(store.info.id).inc(upload.size)
     except TimeoutError:
         await anyio.to_thread.run_sync(upload.abort)
         idle = settings.body_idle_timeout_s
@@ -300,6 +304,12 @@ async def _download(request: Request, store: ServedObjectStore, object_id: str) 
     if request.method == "HEAD" or last < first:
         found.close()
         return Response(b"", status_code=status, headers=headers)
-    return StreamingResponse(
-        found.chunks(first, last), status_code=status, headers=headers, background=BackgroundTask(found.close)
-    )
+    chunks = _counted(found.chunks(first, last), metrics.MEDIA_SERVED_BYTES.labels(store.info.id).inc)
+    return StreamingResponse(chunks, status_code=status, headers=headers, background=BackgroundTask(found.close))
+
+
+def _counted(chunks: Iterator[bytes], count: Callable[[int], None]) -> Iterator[bytes]:
+    """``chunks``, each counted as it goes out (a client that leaves early is counted what it got)."""
+    for chunk in chunks:
+        count(len(chunk))
+        yield chunk

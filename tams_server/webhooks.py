@@ -41,6 +41,7 @@ import httpx
 from backends import events, webhook_receivers
 from backends.base import Json
 from backends.errors import BadRequest
+from tams_server import metrics
 
 log = logging.getLogger("tams_server.webhooks")
 
@@ -122,6 +123,7 @@ class WebhookDispatcher:
         self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
         self._in_use: Counter[tuple[str, str, int | None]] = Counter()
         self.dropped = 0
+        metrics.track_dispatcher(self)
 
     def check(self, url: str) -> None:
         """Refuse a receiver this server will not deliver to (400)."""
@@ -140,6 +142,15 @@ class WebhookDispatcher:
             self._add_pending(1)
             self._ensure_loop().call_soon_threadsafe(self._enqueue, webhook, body)
 
+    def queue_depths(self) -> tuple[int, list[int]]:
+        """(events published and not yet delivered or dropped, the length of each registration's
+        queue): read by the metrics gauges at scrape time, from another thread."""
+        try:
+            queues = list(self._queues.values())  # one C-level copy, under the GIL
+        except RuntimeError:  # changed size during the copy (possible without a GIL): none this scrape
+            queues = []
+        return self._pending, [q.qsize() for q in queues]
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until every published delivery finished or was dropped (for tests and shutdown)."""
         return self._idle.wait(timeout)
@@ -154,6 +165,9 @@ class WebhookDispatcher:
 
     async def _shutdown(self) -> None:
         """Cancel the consumers (undelivered events are dropped) and close the HTTP clients."""
+        with self._pending_lock:
+            if self._pending:
+                metrics.webhook_dropped("shutdown", self._pending)
         for task in self._consumers:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
@@ -187,7 +201,7 @@ class WebhookDispatcher:
                 self._consumers.append(asyncio.get_running_loop().create_task(self._consume(key, queue)))
             queue.put_nowait({"webhook": webhook, "body": body})
         except asyncio.QueueFull:
-            self._drop(webhook, body.get("event_type"), "its queue is full")
+            self._drop(webhook, body.get("event_type"), "its queue is full", "queue_full")
             self._add_pending(-1)
         except Exception as exc:  # a callback's error would only reach asyncio's log, and stay pending
             self._crashed(webhook, body.get("event_type"), exc)
@@ -218,7 +232,7 @@ class WebhookDispatcher:
         log.warning("webhook %s (%s) is in error until a client re-enables it", webhook["id"], webhook["url"])
         while not queue.empty():
             item = queue.get_nowait()
-            self._drop(item["webhook"], item["body"].get("event_type"), "the webhook is in error")
+            self._drop(item["webhook"], item["body"].get("event_type"), "the webhook is in error", "webhook_in_error")
             self._add_pending(-1)
 
     async def _deliver(self, webhook: Json, body: Json) -> str | None:
@@ -230,23 +244,28 @@ class WebhookDispatcher:
             webhook_receivers.check_delivery_fields(webhook)  # registrations stored before these rules
         except BadRequest as exc:
             problem = f"{exc.summary}; nothing was sent"
-            self._drop(webhook, body.get("event_type"), problem)
+            self._drop(webhook, body.get("event_type"), problem, "invalid_registration")
             return problem
         headers = {}
         if webhook.get("api_key_name"):
             headers[webhook["api_key_name"]] = webhook.get("api_key_value", "")
         delay = self.policy.backoff_s
         problem = "no attempt"
+        reason = "attempts_exhausted"
         for attempt in range(1, self.policy.attempts + 1):
+            if attempt > 1:
+                metrics.WEBHOOK_RETRIES.inc()
             try:
                 async with asyncio.timeout(self.policy.attempt_timeout_s):
                     problem = await self._attempt(webhook["url"], body, headers)
                 if problem is None:
+                    metrics.WEBHOOK_DELIVERED.inc()
                     return None
             except ReceiverUnresolved as exc:
                 problem = exc.summary  # DNS may answer on the next attempt
             except (BadRequest, httpx.InvalidURL) as exc:
                 problem = exc.summary if isinstance(exc, BadRequest) else f"invalid URL: {exc}"
+                reason = "address_refused"
                 break  # the address is refused: retrying will not help
             except TimeoutError:
                 problem = f"no complete answer within {self.policy.attempt_timeout_s:g} s"
@@ -256,7 +275,7 @@ class WebhookDispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.policy.max_backoff_s)
         problem = f"{problem} after {attempt} attempt(s)"
-        self._drop(webhook, body.get("event_type"), problem)
+        self._drop(webhook, body.get("event_type"), problem, reason)
         return problem
 
     async def _attempt(self, url: str, body: Json, headers: dict[str, str]) -> str | None:
@@ -318,10 +337,12 @@ class WebhookDispatcher:
         if isinstance(secret, str) and secret:
             for form in (secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]):
                 message = message.replace(form, "<api_key_value>")
-        self._drop(webhook, event_type, f"{type(exc).__name__}{where}: {message}")
+        self._drop(webhook, event_type, f"{type(exc).__name__}{where}: {message}", "internal_error")
 
-    def _drop(self, webhook: Json, event_type: str | None, why: str) -> None:
+    def _drop(self, webhook: Json, event_type: str | None, why: str, reason: str) -> None:
+        """``reason``: one of ``metrics.DROP_REASONS`` (a bounded label; ``why`` is for the log)."""
         with self._pending_lock:  # request threads drop too (publish)
             self.dropped += 1
+        metrics.webhook_dropped(reason)
         webhook_id, url = (webhook.get("id"), webhook.get("url")) if isinstance(webhook, dict) else (None, None)
         log.warning("dropped %s event for webhook %s (%s): %s", event_type, webhook_id or "-", url, why)

@@ -16,6 +16,7 @@ class DeletionsMixin(MemoryCore):
     def _start_deletion(self, flow_id: str, timerange: TimeRange, object_id: str | None, delete_flow: bool) -> Json:
         request = deletion.new_request(flow_id, timerange, object_id, delete_flow)
         self._delete_requests[request["id"]] = request
+        deletion.count_created()
         if delete_flow:
             self._flow_event(events.FLOW_DELETED, flow_id, {"flow_id": flow_id})
         self._worker.submit(request["id"])

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from backends import events, rules
+from backends import events, rules, telemetry
 from backends.base import Backend, BackendServices, Json, Page, PageRequest
 from backends.deletion import BackgroundWorker
 from backends.objectstore import ObjectStore
@@ -59,6 +59,17 @@ def _busy(exc: Conflict) -> EngineUnavailable:
     return EngineUnavailable("the store stays busy: try again")
 
 
+class _TransactionCounts:
+    """The store-transaction counters of one engine and kind (read or write), looked up once."""
+
+    def __init__(self, engine: TableEngine, kind: str) -> None:
+        name = type(engine).__name__.removesuffix("Engine").lower() or "tabular"  # sqlite, vast, ...
+        self.began = telemetry.bound(telemetry.STORE_TRANSACTIONS, name, kind)
+        self.conflict = telemetry.bound(telemetry.STORE_CONFLICTS, name, kind)
+        self.retry = telemetry.bound(telemetry.STORE_RETRIES, name, kind)
+        self.busy = telemetry.bound(telemetry.STORE_BUSY, name, kind)
+
+
 @dataclass
 class _Effects:
     """What a transaction does besides writing: events to publish and work to start after commit."""
@@ -86,6 +97,7 @@ class TabularCore(Backend):
         self._policy = services.policy
         self._url_lifetime = services.url_lifetime
         self._locks = locks or LockManager()
+        self._reads, self._writes = _TransactionCounts(engine, "read"), _TransactionCounts(engine, "write")
         self._worker = BackgroundWorker(self, services.policy)
         engine.ensure_tables(TABLES)
         self._webhooks: list[Json] | None = None
@@ -98,13 +110,18 @@ class TabularCore(Backend):
 
     # --- units of work ---------------------------------------------------------------------
     def _read(self, body: Callable[[Transaction], T]) -> T:
+        count = self._reads
         for attempt in range(RETRIES):
+            count.began()
             try:
                 with self._engine.transaction(write=False) as tx:
                     return body(tx)
             except Conflict as exc:
+                count.conflict()
                 if attempt == RETRIES - 1:
+                    count.busy()
                     raise _busy(exc) from exc
+                count.retry()
                 time.sleep(0.001 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -113,14 +130,19 @@ class TabularCore(Backend):
 
         The caller holds the operation's locks, so the transaction begins after them.
         """
+        count = self._writes
         for attempt in range(RETRIES):
             effects = _Effects(wanted=self._wants_events())
+            count.began()
             try:
                 with self._engine.transaction(write=True) as tx:
                     result = body(tx, effects)
             except Conflict as exc:
+                count.conflict()
                 if attempt == RETRIES - 1:
+                    count.busy()
                     raise _busy(exc) from exc
+                count.retry()
                 log.debug("transaction conflict, retrying (%d)", attempt + 1)
                 time.sleep(0.002 * (attempt + 1))
                 continue

@@ -30,6 +30,7 @@ class DeletionsMixin(TabularCore):
         self._insert_request(tx, request)
         if delete_flow:
             self._flow_event(tx, fx, events.FLOW_DELETED, flow, {"flow_id": flow["id"]})
+        fx.after.append(deletion.count_created)  # after the commit: a retried transaction counts once
         fx.after.append(lambda: self._worker.submit(request["id"]))
         return deletion.request_view(request)
 

@@ -27,10 +27,12 @@ operation that needs other processes kept out until its block ends (work after t
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections.abc import Iterable
 from types import TracebackType
 
+from backends import telemetry
 from backends.tabular.engine import EngineUnavailable
 
 STRIPES = 64
@@ -129,9 +131,14 @@ class LockSet:
             if flow_id is not None:
                 self._manager._release_flow(flow_id)
 
-    def _take(self, lock: threading.RLock, what: str) -> None:
+    def _take(self, lock: threading.RLock, what: str, kind: str) -> None:
+        if lock.acquire(blocking=False):
+            return  # free (or already ours): no wait to measure
         wait = self._manager.wait
-        if not lock.acquire(timeout=-1 if wait is None else wait):
+        started = time.perf_counter()
+        taken = lock.acquire(timeout=-1 if wait is None else wait)
+        telemetry.lock_wait(kind, time.perf_counter() - started, timed_out=not taken)
+        if not taken:
             raise LockTimeout(f"{what} stayed locked for over {wait:.0f} s")
 
     def _claim(self, names: list[str]) -> None:
@@ -148,7 +155,7 @@ class LockSet:
 
     def catalog(self) -> LockSet:
         self._advance(1, "catalog")
-        self._take(self._manager.catalog_lock, "catalog")
+        self._take(self._manager.catalog_lock, "catalog", "catalog")
         self._held.append((self._manager.catalog_lock, None))
         self._catalog = True
         self._claim(["catalog"])
@@ -162,7 +169,7 @@ class LockSet:
         for flow_id in ids:
             lock = self._manager._flow_lock(flow_id)
             try:
-                self._take(lock, f"flow {flow_id}")
+                self._take(lock, f"flow {flow_id}", "flow")
             except BaseException:
                 self._manager._release_flow(flow_id)
                 raise
@@ -172,7 +179,7 @@ class LockSet:
 
     def requests(self) -> LockSet:
         self._advance(3, "requests")
-        self._take(self._manager.requests_lock, "deletion requests")
+        self._take(self._manager.requests_lock, "deletion requests", "requests")
         self._held.append((self._manager.requests_lock, None))
         self._claim(["requests"])
         return self
@@ -184,7 +191,7 @@ class LockSet:
         stripes = sorted({self._manager.stripe(i) for i in object_ids})
         for stripe in stripes:
             lock = self._manager.stripes[stripe]
-            self._take(lock, "objects")
+            self._take(lock, "objects", "objects")
             self._held.append((lock, None))
         self._claim([f"stripe/{n}" for n in stripes])
         return self
@@ -192,7 +199,7 @@ class LockSet:
     def all_objects(self) -> LockSet:
         self._advance(4, "objects")
         for lock in self._manager.stripes:
-            self._take(lock, "objects")
+            self._take(lock, "objects", "objects")
             self._held.append((lock, None))
         self._claim([f"stripe/{n}" for n in range(len(self._manager.stripes))])
         return self

@@ -67,6 +67,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from backends import telemetry
 from backends.tabular.engine import ROW_ID, Conflict, TableEngine, TableSpec, Transaction, col
 from backends.tabular.locks import STRIPES, LockManager, LockTimeout
 
@@ -184,6 +185,7 @@ class TableLockManager(LockManager):
     def _guarded(self, run: Any, write: bool, st: _Thread) -> Iterator[Transaction]:
         deadline = time.monotonic() + self.wait
         pause = 0.002
+        contested: float | None = None  # when another process's claim first kept this one waiting
         claim = self._insert(st, deadline) if st.pending else None
         releasing: dict[str, _Claim] = {}
         committing = False
@@ -195,6 +197,9 @@ class TableLockManager(LockManager):
                         if claim is not None:
                             self._adopt(st, claim)
                             claim = None
+                            if contested is not None:
+                                telemetry.lock_wait("claim", time.monotonic() - contested)
+                                contested = None
                         releasing = dict(st.claims) if write and not st.keep else {}
                         yield tx
                         if releasing:
@@ -209,7 +214,10 @@ class TableLockManager(LockManager):
             except _Contested:
                 assert claim is not None
                 self._withdraw(claim)
+                if contested is None:
+                    contested = time.monotonic()
                 if time.monotonic() > deadline:
+                    telemetry.lock_wait("claim", time.monotonic() - contested, timed_out=True)
                     raise LockTimeout(
                         f"{', '.join(claim.names)} held by another server for over {self.wait:.0f} s"
                     ) from None
