@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,6 +397,13 @@ class Backend(abc.ABC):
             why = failure(store.probe) if store is not None else "not configured"
             found[f"storage:{info.get('label') or info['id']}"] = why
         return found
+
+    # --- reports ---------------------------------------------------------------------------
+    def report_tables(self, batch_rows: int) -> AbstractContextManager[Mapping[str, Any]]:
+        """The store's tables for a report (``backends.report``): a context whose value maps each
+        name of ``backends.report.TABLES`` to a ``pyarrow.RecordBatchReader`` of that schema, in
+        batches of at most ``batch_rows`` rows, readable while the context is open."""
+        raise NotSupported("store reports are not supported by this backend")
 
     # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:

@@ -10,7 +10,8 @@
   reclamation;
 * ``deletions``: deletion requests and the background worker's chunks;
 * ``webhooks``: webhook registrations;
-* ``profiles``: flow profiles (TAMS 8.x).
+* ``profiles``: flow profiles (TAMS 8.x);
+* ``export``: its tables for store reports (``backends.report``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from backends.base import BackendServices
 from backends.memory.deletions import DeletionsMixin
+from backends.memory.export import ExportMixin
 from backends.memory.flows import FlowsMixin
 from backends.memory.objects import ObjectsMixin
 from backends.memory.profiles import ProfilesMixin
@@ -40,6 +42,7 @@ class MemoryBackend(
     DeletionsMixin,
     WebhooksMixin,
     ProfilesMixin,
+    ExportMixin,
 ):
     """The in-memory store: every operation atomic under one lock."""
 

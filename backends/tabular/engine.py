@@ -216,6 +216,12 @@ class Transaction(abc.ABC):
     def delete(self, table: str, row_ids: Sequence[Any]) -> None:
         """Delete the rows with these row ids (as :meth:`select` returned them)."""
 
+    def scan(self, table: str, columns: Sequence[str], batch_rows: int, where: Where = ALL) -> Iterator[pa.RecordBatch]:
+        """The rows matching ``where`` (these columns), in record batches of at most ``batch_rows``
+        rows, in no particular order: for reports over whole tables. This default reads them at
+        once; an engine that can stream (a cursor, a reader) overrides it to hold one batch at a time."""
+        yield from self.select(table, columns, where).to_batches(max_chunksize=batch_rows)
+
 
 class TableEngine(abc.ABC):
     """A database of tables. Safe to use from several threads; transactions are per thread."""

@@ -237,6 +237,29 @@ class SQLiteTransaction(Transaction):
                     row[name] = bool(row[name])
         return found
 
+    def scan(self, table: str, columns: Sequence[str], batch_rows: int, where: Where = ALL) -> Iterator[pa.RecordBatch]:
+        """The rows through one cursor, ``batch_rows`` at a time (only one batch is held in Python)."""
+        schema = self._engine.schema(table)
+        fields = [schema.field(n) for n in columns]
+        absent = self._engine.absent(table)
+        if absent is None:
+            return
+        listed = ", ".join("NULL" if c in absent else _quote(c) for c in columns) or "NULL"
+        condition, params = where_sql(where)
+        for name in absent & where.columns:  # a column the file lacks is null in every row
+            condition = condition.replace(_quote(name), "NULL")
+        cursor = self._run(f"SELECT {listed} FROM {_quote(table)} WHERE {condition}", params)
+        while True:
+            try:
+                rows = cursor.fetchmany(batch_rows)
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            if not rows:
+                return
+            values = zip(*rows, strict=True)
+            arrays = [pa.array(v, type=f.type) for v, f in zip(values, fields, strict=True)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
     def insert(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows:
             columns = [rows.column(n).to_pylist() for n in rows.column_names]
@@ -301,14 +324,26 @@ class _Batch:
 class SQLiteEngine(TableEngine):
     """Tables in one SQLite file, in WAL mode."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._specs: dict[str, pa.Schema] = {}
         self.statements = _Statements()
         self._booleans: dict[str, frozenset[str]] = {}
         self._pool: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         self._closed = False
+        if read_only:
+            # A reader beside a running server (tams-admin report): no writer connection, no
+            # journal-mode change; WAL gives each read transaction a snapshot while the server writes.
+            # Nothing is created, so a table or column an older server did not make is absent:
+            # ``scan`` reads it as empty, or null (table -> absent columns; None: the whole table).
+            self._absent: dict[str, frozenset[str] | None] = {}
+            if not path.exists():
+                raise EngineError(f"no database at {path}")
+            self._connection_lock = threading.Lock()
+            self._writer = None
+            return
         self._writer = self._connect()
         try:
             mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -329,7 +364,8 @@ class SQLiteEngine(TableEngine):
     def _connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
-                self.path,
+                f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else self.path,
+                uri=self.read_only,
                 isolation_level=None,  # transactions are begun and ended here, explicitly
                 check_same_thread=False,  # pooled: used by one thread at a time, not always the same
                 cached_statements=512,
@@ -342,6 +378,10 @@ class SQLiteEngine(TableEngine):
     @property
     def description(self) -> str:
         return f"SQLite {sqlite3.sqlite_version} at {self.path}"
+
+    def absent(self, table: str) -> frozenset[str] | None:
+        """Declared columns the file lacks (read-only engines; None: the table is missing)."""
+        return getattr(self, "_absent", {}).get(table, frozenset())
 
     def booleans(self, table: str) -> frozenset[str]:
         """Columns of ``table`` holding booleans (SQLite gives them back as integers)."""
@@ -373,6 +413,15 @@ class SQLiteEngine(TableEngine):
     def ensure_tables(self, specs: Iterable[TableSpec]) -> None:
         specs = list(specs)
         existing = self.columns()
+        if self.read_only:
+            # Nothing is created: each table is known by the columns it has (a column an older
+            # server did not write is left out of the schema, and a missing table reads as empty).
+            for spec in specs:
+                have = existing.get(spec.name)
+                self._absent[spec.name] = None if have is None else frozenset(spec.schema.names) - have.keys()
+                self._specs[spec.name] = spec.schema
+                self._booleans[spec.name] = frozenset(f.name for f in spec.schema if f.type == pa.bool_())
+            return
         with self._connection_lock:
             try:
                 for spec in specs:
@@ -443,6 +492,8 @@ class SQLiteEngine(TableEngine):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Transaction]:
+        if self.read_only:
+            raise EngineError(f"{self.path} is open read-only")
         if getattr(self._in_write, "active", False):
             raise EngineError("a write transaction inside another one of the same thread")
         with self._state:
@@ -525,6 +576,8 @@ class SQLiteEngine(TableEngine):
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file."""
+        if self._writer is None:
+            raise EngineError(f"{self.path} is open read-only")
         with self._connection_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -537,4 +590,5 @@ class SQLiteEngine(TableEngine):
         for connection in pool:
             connection.close()
         with self._connection_lock:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()

@@ -219,6 +219,25 @@ class VastTransaction(Transaction):
             result = result.slice(0, limit)
         return result.select(wanted + ([ROW_ID] if row_ids else []))
 
+    def scan(self, table: str, columns: Sequence[str], batch_rows: int, where: Where = ALL) -> Iterator[pa.RecordBatch]:
+        """The rows as the SDK's reader streams them, re-cut to at most ``batch_rows`` rows."""
+        handle = self._table(table)
+        fetched = list(columns) or [handle.arrow_schema.names[0]]
+        predicate = to_predicate(handle, where)
+        config = self._engine.query_config()
+        reader = self._call(lambda: handle.select(columns=fetched, predicate=predicate, config=config))
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                _reraise(exc)
+            self._engine.rows_read += batch.num_rows
+            batch = batch.select(list(columns))
+            for start in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(start, batch_rows)
+
     def insert(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
