@@ -438,23 +438,24 @@ class _Report:
         return result
 
     def ingest(self, notes: list[str]) -> Json:
-        (recorded,) = self.one("SELECT count(registered_at) FROM segments")
-        if recorded:
+        recorded, total = self.one("SELECT count(registered_at), count(*) FROM segments")
+        if recorded == total:
             basis = "segments.registered_at"
             sql = """
                 SELECT floor(registered_at / 3600) AS h, count(*) FROM segments
                 WHERE registered_at IS NOT NULL GROUP BY h ORDER BY h
             """
         else:
-            basis = "objects.allocated_at"
+            # Rows written before registration times were kept (or a store that keeps none).
+            basis = "objects.allocated_at" if not recorded else "segments.registered_at, else objects.allocated_at"
             notes.append(
-                "this store does not record when segments were registered: ingest is counted by the time "
-                "each segment's object was allocated (or first registered, if never allocated)"
+                f"{total - recorded} segment(s) have no registration time: they are counted by the time their "
+                "object was allocated (or first registered, if never allocated)"
             )
             sql = """
-                SELECT floor(o.allocated_at / 3600) AS h, count(*)
-                FROM segments s JOIN objects o ON o.id = s.object_id
-                WHERE o.allocated_at IS NOT NULL GROUP BY h ORDER BY h
+                SELECT floor(coalesce(s.registered_at, o.allocated_at) / 3600) AS h, count(*)
+                FROM segments s LEFT JOIN objects o ON o.id = s.object_id
+                WHERE coalesce(s.registered_at, o.allocated_at) IS NOT NULL GROUP BY h ORDER BY h
             """
         hours = []
         for hour, segments in self.rows(sql):

@@ -156,7 +156,7 @@ def check_known(found: dict[str, Any], ids: dict[str, str]) -> None:
     assert store["bytes"] == {"known": None, "objects_of_unknown_size": 5}
     assert found["ingest"]["basis"] == "objects.allocated_at"
     assert sum(h["segments"] for h in found["ingest"]["hours"]) == 5
-    assert any("registered" in note for note in found["notes"])
+    assert any("no registration time" in note for note in found["notes"])
 
 
 def check_text(text: str, ids: dict[str, str]) -> None:
@@ -387,3 +387,49 @@ def test_admin_report_from_a_server_url(capsys: pytest.CaptureFixture[str]) -> N
         check_text(capsys.readouterr().out, ids)
         assert admin.main(["report", "--url", url, "--token", "wrong"]) == 2
         assert "403" in capsys.readouterr().err
+
+
+# --- what no store records yet: registration times, object sizes ---------------------------------
+
+
+@contextlib.contextmanager
+def hand_made(tables: dict[str, dict[str, list[Any]]]) -> Iterator[report.ReportTables]:
+    yield {name: report.reader(name, [report.batch_of(name, tables.get(name, {}))]) for name in report.TABLES}
+
+
+def test_registration_times_and_sizes_when_a_store_records_them() -> None:
+    hour = 1_800_000_000 - 1_800_000_000 % 3600
+    tables = {
+        "storage": {"id": ["st"], "label": ["disk"], "product": ["local-disk"]},
+        "flows": {"id": ["f", "g"], "source_id": ["s", "s"]},
+        "segments": {
+            "flow_id": ["f", "f", "g"],
+            "start_ns": [0, 10, 20],
+            "end_ns": [10, 20, 30],
+            "object_id": ["o1", "o2", "o1"],
+            # The third was written before registration times were kept: its object's time counts.
+            "registered_at": [hour + 10.0, hour + 3700.0, None],
+        },
+        "objects": {
+            "id": ["o1", "o2", "o3"],
+            "storage_id": ["st", "st", "st"],
+            "registered": [True, True, True],
+            "allocated_at": [hour + 7300.0, hour + 5.0, hour + 6.0],
+            "references": [2, 1, 0],
+            "size": [1000, None, 24],
+        },
+    }
+    found = report.build_from(hand_made(tables), backend="test", now=hour + 9000.0)
+    hours = [report._hour(hour + 3600 * n) for n in range(3)]
+    assert [(h["hour"], h["segments"]) for h in found["ingest"]["hours"]] == list(zip(hours, [1, 1, 1], strict=True))
+    assert found["ingest"]["basis"] == "segments.registered_at, else objects.allocated_at"
+    (store,) = found["storage"]
+    assert store["bytes"] == {"known": 1024, "objects_of_unknown_size": 1}  # o2's size is unknown, not 0
+    assert store["unreferenced"] == 1
+    assert found["shared_objects"]["bytes"] == {"known": 1000, "objects_of_unknown_size": 0}
+    tables["segments"]["registered_at"][2] = hour + 20.0
+    found = report.build_from(hand_made(tables), backend="test", now=hour + 9000.0)
+    assert found["ingest"]["basis"] == "segments.registered_at"
+    # The third hour is listed for the bytes of o1, which appeared then.
+    assert [(h["hour"], h["segments"]) for h in found["ingest"]["hours"]] == list(zip(hours, [2, 1, 0], strict=True))
+    assert found["ingest"]["hours"][2]["bytes"] == {"known": 1000, "objects_of_unknown_size": 0}
