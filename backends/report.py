@@ -343,6 +343,7 @@ class _Report:
             entry: Json = {"id": flow_id, "source_id": source_id, "label": label, "format": fmt, "codec": codec}
             entry.update(timelines.get(flow_id) or _empty_timeline())
             entry["segments_beyond_int64"] = beyond.get(flow_id, 0)
+            entry["segments"] += entry["segments_beyond_int64"]  # counted, but not in the time figures
             count, shared = objects.get(flow_id, (0, 0))
             entry["objects"] = {"count": count, "shared_with_other_flows": shared}
             entry["unregistered_objects"] = unregistered.get(flow_id, 0)
@@ -352,9 +353,11 @@ class _Report:
     def sources(self, flows: list[Json]) -> list[Json]:
         timelines = self._timelines("source_id")
         flow_counts: dict[str, int] = {}
+        beyond: dict[str, int] = {}
         for flow in flows:
             if flow["source_id"] is not None:
                 flow_counts[flow["source_id"]] = flow_counts.get(flow["source_id"], 0) + 1
+                beyond[flow["source_id"]] = beyond.get(flow["source_id"], 0) + flow["segments_beyond_int64"]
         listed = self.rows(
             """
             SELECT id, label, format FROM sources
@@ -367,6 +370,8 @@ class _Report:
         for source_id, label, fmt in listed:
             entry: Json = {"id": source_id, "label": label, "format": fmt, "flows": flow_counts.get(source_id, 0)}
             entry.update(timelines.get(source_id) or _empty_timeline())
+            entry["segments_beyond_int64"] = beyond.get(source_id, 0)
+            entry["segments"] += entry["segments_beyond_int64"]
             # A source's timeline is the union of its flows': duration sums the segments, covered
             # counts each instant once.
             result.append(entry)
@@ -569,6 +574,8 @@ def text(report: Json, hours: int = 24) -> str:
     for source in report["sources"]:
         lines.append(f"  {source['id']} {source['label'] or ''} ({source['flows']} flow(s))".rstrip())
         lines += _timeline_lines(source, "    ")
+        if source["segments_beyond_int64"]:
+            lines.append(f"    segments beyond the int64 ns range (not timed): {source['segments_beyond_int64']}")
     lines.append("")
     lines.append("Flows")
     for flow in report["flows"]:

@@ -135,7 +135,8 @@ def check_known(found: dict[str, Any], ids: dict[str, str]) -> None:
     assert a["objects"] == {"count": 3, "shared_with_other_flows": 1} and a["unregistered_objects"] == 1
     assert b["segments"] == 1 and b["objects"] == {"count": 1, "shared_with_other_flows": 1}
     assert b["gaps"]["count"] == 0 and b["timeline"]["timerange"] == "[100:0_104:0)"
-    assert c["segments"] == 0 and c["segments_beyond_int64"] == 1
+    assert c["segments"] == 1 and c["segments_beyond_int64"] == 1 and c["timeline"] is None
+    assert by_id(found["sources"])[ids["t"]]["segments_beyond_int64"] == 1
 
     source = by_id(found["sources"])[ids["s"]]
     assert source["flows"] == 2 and source["segments"] == 4 and source["duration"] == ns(29)
