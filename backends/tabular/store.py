@@ -23,6 +23,7 @@ engine runs it unchanged.
 from __future__ import annotations
 
 from backends.tabular.deletions import DeletionsMixin
+from backends.tabular.export import ExportMixin
 from backends.tabular.flows import FlowsMixin
 from backends.tabular.objects import ObjectsMixin, new_storage_id, s3_stores
 from backends.tabular.profiles import ProfilesMixin
@@ -45,6 +46,7 @@ class TabularBackend(
     DeletionsMixin,
     WebhooksMixin,
     ProfilesMixin,
+    ExportMixin,
 ):
     """A TAMS store whose state lives in the tables of ``engine``; media in ``stores``."""
 
