@@ -247,24 +247,31 @@ def test_observe_request_counts_latency_and_bytes_by_version_operation_and_statu
     metrics.observe_request("8.2", "GET_flows", 200, 0.0003, 1200)
     metrics.observe_request("8.2", "GET_flows", 200, 0.02, 800)
     metrics.observe_request("8.2", "GET_flows", 404, 0.0001, 90)
+    metrics.observe_request("8.2", "GET_flows", 404, 12.0, 90)  # beyond the last bound: +Inf only
     labels = {"version": "8.2", "operation": "GET_flows", "status": "200"}
     assert deltas("tams_http_request_duration_seconds_count", **labels) == 2
     assert deltas("tams_http_request_duration_seconds_bucket", **labels, le="0.0005") == 1
     assert deltas("tams_http_request_duration_seconds_bucket", **labels, le="0.025") == 2
     assert deltas("tams_http_request_duration_seconds_sum", **labels) == pytest.approx(0.0203)
     assert deltas("tams_http_response_bytes_total", **labels) == 2000
-    assert deltas("tams_http_request_duration_seconds_count", **{**labels, "status": "404"}) == 1
+    not_found = {**labels, "status": "404"}
+    assert deltas("tams_http_request_duration_seconds_count", **not_found) == 2
+    assert deltas("tams_http_request_duration_seconds_bucket", **not_found, le="0.0001") == 1  # "le": inclusive
+    assert deltas("tams_http_request_duration_seconds_bucket", **not_found, le="10.0") == 1
+    assert deltas("tams_http_request_duration_seconds_bucket", **not_found, le="+Inf") == 2
 
 
 def test_request_series_beyond_the_limit_are_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
     """A guard against an unbounded label value reaching observe_request: the series stop growing."""
-    monkeypatch.setattr(metrics, "_request_children", {})
+    monkeypatch.setattr(metrics, "_series", {})
+    monkeypatch.setattr(metrics, "_request_series", {})
     monkeypatch.setattr(metrics, "MAX_REQUEST_SERIES", 1)
     deltas = Deltas()
     metrics.observe_request("8.2", "GET_flows", 200, 0.001, 1)
     metrics.observe_request("8.2", f"GET_{new_id()}", 200, 0.001, 1)
+    metrics.observe_request("8.2", f"GET_{new_id()}", 200, 0.001, 1)
     assert deltas("tams_http_request_duration_seconds_count", version="8.2", operation="GET_flows", status="200") == 1
-    assert deltas("tams_http_request_duration_seconds_count", version="other", operation="other", status="200") == 1
+    assert deltas("tams_http_request_duration_seconds_count", version="other", operation="other", status="200") == 2
 
 
 # --------------------------------------------------------------------------- store transactions and locks
