@@ -136,7 +136,12 @@ def _conjoin(*parts: Where | None) -> Where | None:
 # --- rows <-> segments -------------------------------------------------------------------------
 
 
-def _segment_row(flow_id: str, segment: rules.Segment, keys: tuple[BoundKey, BoundKey] | None = None) -> Json:
+def _segment_row(
+    flow_id: str,
+    segment: rules.Segment,
+    keys: tuple[BoundKey, BoundKey] | None = None,
+    registered_at: float | None = None,
+) -> Json:
     tr = segment.timerange
     start, end = keys or (tr.start_key(), tr.end_key())
     return {
@@ -149,6 +154,7 @@ def _segment_row(flow_id: str, segment: rules.Segment, keys: tuple[BoundKey, Bou
         "object_id": segment.object_id,
         "fields": json.dumps(segment.fields) if segment.fields else "{}",
         "external_urls": json.dumps(segment.external_urls) if segment.external_urls else "[]",
+        "registered_at": registered_at,
     }
 
 
@@ -372,7 +378,7 @@ class SegmentsMixin(TabularCore):
                 rules.Segment(s.object_id, s.timerange, {**s.fields, **_init_field(objects[s.object_id].row)})
                 for s, _ in added
             ]
-            rows = [_segment_row(flow_id, s, keys) for s, (_, keys) in zip(stored, added, strict=True)]
+            rows = [_segment_row(flow_id, s, keys, clock) for s, (_, keys) in zip(stored, added, strict=True)]
             insert_rows(tx, SEGMENTS, rows)
             self._save_objects(tx, objects)
             self._save_references(tx, flow_id, references)

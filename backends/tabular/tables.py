@@ -69,6 +69,7 @@ SEGMENTS = TableSpec(
         ("object_id", _S),
         ("fields", _S),  # JSON: the client's other fields
         ("external_urls", _S),  # JSON: get_urls the client gave
+        ("registered_at", _F),  # Unix seconds (null on rows written before it was recorded): reports
     ),
     order=("flow_id", "start_key"),
 )
