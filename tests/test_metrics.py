@@ -261,6 +261,24 @@ def test_observe_request_counts_latency_and_bytes_by_version_operation_and_statu
     assert deltas("tams_http_request_duration_seconds_bucket", **not_found, le="+Inf") == 2
 
 
+def test_the_request_families_are_written_so_any_label_value_parses_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_series", {})
+    monkeypatch.setattr(metrics, "_request_series", {})
+    odd = 'a "quoted"\\back\nslash'
+    metrics.observe_request("8.2", odd, 200, 0.5, 7)
+    found = {(s.name, s.labels.get("le")): s for f in text_string_to_metric_families(scrape_text()) for s in f.samples}
+    count = found[("tams_http_request_duration_seconds_count", None)]
+    assert count.labels == {"version": "8.2", "operation": odd, "status": "200"} and count.value == 1
+    assert found[("tams_http_request_duration_seconds_bucket", "0.25")].value == 0
+    assert found[("tams_http_request_duration_seconds_bucket", "0.5")].value == 1
+    assert found[("tams_http_request_duration_seconds_sum", None)].value == 0.5
+    assert found[("tams_http_response_bytes_total", None)].value == 7
+
+
+def scrape_text() -> str:
+    return metrics.exposition()[0].decode()
+
+
 def test_request_series_beyond_the_limit_are_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
     """A guard against an unbounded label value reaching observe_request: the series stop growing."""
     monkeypatch.setattr(metrics, "_series", {})
