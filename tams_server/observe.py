@@ -75,11 +75,12 @@ class Observation:
 
         return observed_send
 
-    def finish(self, json_log: bool) -> None:
-        """The request is over: count it, and log it when JSON lines are wanted."""
+    def finish(self, count: bool, json_log: bool) -> None:
+        """The request is over: count it (for /metrics), and log it when JSON lines are wanted."""
         seconds = time.perf_counter() - self.started
         status = self.status or 500  # nothing was sent: the server failed before answering
-        metrics.observe_request(self.version, self.operation, status, seconds, self.sent)
+        if count:
+            metrics.observe_request(self.version, self.operation, status, seconds, self.sent)
         if json_log and ACCESS_LOG.isEnabledFor(logging.INFO):
             ACCESS_LOG.info("request", extra={"request": self.fields(status, seconds)})
 

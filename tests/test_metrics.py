@@ -563,3 +563,13 @@ def test_requests_are_counted_by_operation_version_and_status(app: TamsApp, rece
     assert {"tams_http_request_duration_seconds", "tams_segments_registered", "tams_auth_failures"} <= scraped
     assert count("metrics", "200", version="") == 1
     no_labels_from(run.ids)
+
+
+def test_metrics_off_serves_no_metrics_and_counts_no_requests() -> None:
+    app = create_app(app_settings(metrics=False))
+    deltas = Deltas()
+    client = AppClient(app)
+    assert client.get("/flows", headers=ADMIN_HEADERS).status_code == 200
+    refused = client.get("/metrics", headers=ADMIN_HEADERS)
+    assert refused.status_code == 404  # not a route at all: an API path that does not exist
+    assert deltas("tams_http_request_duration_seconds_count", version="7.0", operation="GET_flows", status="200") == 0
