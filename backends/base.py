@@ -330,6 +330,11 @@ class Backend(abc.ABC):
         """Remove one instance (never the last one); a controlled one loses its bytes there too."""
         raise NotSupported("object instances are not supported by this backend")
 
+    def record_upload(self, object_id: str, size: int) -> None:
+        """The server's media route committed ``size`` bytes for the object (its size, for reports).
+        Presigned uploads (S3) never pass here: their objects' sizes stay unknown."""
+        return None
+
     def object_store(self, storage_id: str) -> ObjectStore | None:
         """The store with this id, when its bytes are served by this server."""
         return None

@@ -209,7 +209,12 @@ class TamsApp:
                 authorised = True
             request = Request(scope, receive)
             response = await media.serve(
-                request, self.signer, self.backend.object_store, authorised, settings=self.settings
+                request,
+                self.signer,
+                self.backend.object_store,
+                authorised,
+                settings=self.settings,
+                record_upload=self.backend.record_upload,
             )
             scope["query_string"] = media.redacted(scope.get("query_string", b""))  # access logs show no signature
             await response(scope, receive, send)

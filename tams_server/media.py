@@ -171,12 +171,13 @@ async def serve(
     store_for: Callable[[str], ObjectStore | None],
     authorised: bool = False,
     settings: Settings | None = None,
+    record_upload: Callable[[str, int], None] | None = None,
 ) -> Response:
     """Handle one request under ``MEDIA_PREFIX``; ``authorised``: the caller gave API credentials
     (a plain URL), so no signature is needed. Never raises: whatever fails is an error response,
     logged without the URL's signature."""
     try:
-        return await _serve(request, signer, store_for, authorised, settings or Settings())
+        return await _serve(request, signer, store_for, authorised, settings or Settings(), record_upload)
     except StorageFull as exc:
         return _error(507, exc.summary)
     except ClientDisconnect:
@@ -193,6 +194,7 @@ async def _serve(
     store_for: Callable[[str], ObjectStore | None],
     authorised: bool,
     settings: Settings,
+    record_upload: Callable[[str, int], None] | None = None,
 ) -> Response:
     rest = request.url.path[len(MEDIA_PREFIX) :]
     storage_id, _, object_id = rest.partition("/")
@@ -215,12 +217,18 @@ async def _serve(
     if not isinstance(store, ServedObjectStore):
         return _error(404, f"no storage backend {storage_id} is served here")
     if method == "PUT":
-        return await _upload(request, store, object_id, sent_type if bound is None else bound, settings)
+        content_type = sent_type if bound is None else bound
+        return await _upload(request, store, object_id, content_type, settings, record_upload)
     return await _download(request, store, object_id)
 
 
 async def _upload(
-    request: Request, store: ServedObjectStore, object_id: str, content_type: str | None, settings: Settings
+    request: Request,
+    store: ServedObjectStore,
+    object_id: str,
+    content_type: str | None,
+    settings: Settings,
+    record_upload: Callable[[str, int], None] | None,
 ) -> Response:
     limit = settings.max_media_bytes
     too_large = f"a media object may hold at most {limit} bytes (max_media_bytes)"
@@ -257,6 +265,12 @@ async def _upload(
     except BaseException:
         await _abort(upload)
         raise
+    if record_upload is not None:
+        # The object's size, for store reports. The bytes are committed: a failure here loses none.
+        try:
+            await anyio.to_thread.run_sync(record_upload, object_id, upload.size)
+        except Exception:
+            log.exception("could not record the size of object %s (its bytes are stored)", object_id)
     return Response(status_code=200, headers={**SAFETY_HEADERS, "ETag": f'"{upload.etag}"'})
 
 

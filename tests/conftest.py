@@ -637,3 +637,13 @@ class Tams:
 @pytest.fixture
 def tams(client: TamsClient) -> Tams:
     return Tams(client)
+
+
+def same_headers(head: httpx.Response, get: httpx.Response) -> bool:
+    """Whether HEAD answered with GET's headers: all of them, but each response's own X-Request-Id."""
+
+    def others(response: httpx.Response) -> dict[str, str]:
+        assert response.headers.get("x-request-id"), "every response carries an X-Request-Id"
+        return {k: v for k, v in response.headers.items() if k != "x-request-id"}
+
+    return others(head) == others(get)

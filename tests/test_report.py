@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 import backends
 from backends import report
@@ -35,6 +36,8 @@ from backends.tabular.objects import _kind
 from backends.tabular.sqlite_engine import SQLiteEngine
 from backends.tabular.tables import TABLES
 from backends.timerange import TimeRange
+from tams_server.app import create_app
+from tests.conftest import ADMIN_HEADERS, app_settings, backend_settings, flow_body
 from tools import admin
 
 BACKENDS = ("memory", "local", "vast")
@@ -436,3 +439,32 @@ def test_registration_times_and_sizes_when_a_store_records_them() -> None:
     # The third hour is listed for the bytes of o1, which appeared then.
     assert [(h["hour"], h["segments"]) for h in found["ingest"]["hours"]] == list(zip(hours, [2, 1, 0], strict=True))
     assert found["ingest"]["hours"][2]["bytes"] == {"known": 1000, "objects_of_unknown_size": 0}
+
+
+# --- the server's own route, with sizes its media route recorded -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["memory", "local"])
+def test_the_servers_report_route_counts_uploaded_bytes(name: str) -> None:
+    app = create_app(app_settings(**backend_settings(name)))
+    with TestClient(app, headers=ADMIN_HEADERS) as client:
+        flow = flow_body("video")
+        assert client.put(f"/v8.2/flows/{flow['id']}", json=flow).status_code == 201
+        media = client.post(f"/v8.2/flows/{flow['id']}/storage", json={"limit": 3}).json()["media_objects"]
+        for at, (item, content) in enumerate(zip(media, [b"abc", b"defgh"], strict=False)):
+            put = item["put_url"]
+            assert client.put(put["url"], content=content, headers={"Content-Type": put["content-type"]}).is_success
+            segment = {"object_id": item["object_id"], "timerange": f"[{at}:0_{at + 1}:0)"}
+            assert client.post(f"/v8.2/flows/{flow['id']}/segments", json=segment).status_code == 201
+        # The same bytes again (a retried upload) change nothing.
+        put = media[0]["put_url"]
+        assert client.put(put["url"], content=b"abc", headers={"Content-Type": put["content-type"]}).is_success
+
+        found = client.get("/admin/report").json()
+        (store,) = found["storage"]
+        assert store["bytes"] == {"known": 8, "objects_of_unknown_size": 1}  # the third was never uploaded
+        assert found["totals"]["segments"] == 2
+        assert client.get("/admin/report", headers={"Authorization": ""}).status_code == 401
+        assert app.auth is not None
+        reader = app.auth.store.add_token(f"reader-{uuid.uuid4()}", ["read", "metrics"])
+        assert client.get("/admin/report", headers={"Authorization": f"Bearer {reader}"}).status_code == 403

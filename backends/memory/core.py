@@ -87,6 +87,7 @@ class _Object:
     # all they say (most objects): no copy of the timerange then.
     stored_facts: mo.ObjectFacts | _Segment | None = None
     external: Sequence[Json] = ()  # uncontrolled instances: url, label (, minted)
+    size: int | None = None  # bytes, when an upload through the server's media route recorded it
 
     @property
     def facts(self) -> mo.ObjectFacts | None:

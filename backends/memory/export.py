@@ -125,6 +125,7 @@ def _objects(store: ExportMixin, batch_rows: int) -> Iterator[pa.RecordBatch]:
                 # 0.0: never allocated (registered straight away), when is not kept.
                 "allocated_at": [r.allocated_at or None for r in records],
                 "references": [_references(r) for r in records],
+                "size": [r.size for r in records],
             }
         yield report.batch_of("objects", values)
 

@@ -183,6 +183,12 @@ class ObjectsMixin(MemoryCore):
             record.stores = tuple(i for i in record.stores if i != storage_id)
             self._stores[storage_id].delete(object_id)
 
+    def record_upload(self, object_id: str, size: int) -> None:
+        with self._lock:
+            record = self._objects.get(object_id)
+            if record is not None:
+                record.size = size
+
     def object_store(self, storage_id: str) -> ObjectStore | None:
         return self._stores.get(storage_id)
 

@@ -333,6 +333,16 @@ class ObjectsMixin(TabularCore):
             locks.objects([object_id])
             self._write(write)
 
+    def record_upload(self, object_id: str, size: int) -> None:
+        def write(tx: Transaction, fx: _Effects) -> None:
+            rows = self._rows(tx, OBJECTS, col("id") == object_id, row_ids=True)
+            if rows and rows[0].get("size") != size:  # bytes are write-once: a size is set once
+                tx.update(OBJECTS.name, _changes(OBJECTS, [rows[0][ROW_ID]], [{"size": size}]))
+
+        with self._locks.session() as locks:
+            locks.objects([object_id])
+            self._write(write)
+
     def delete_object_instance(self, object_id: str, storage_id: str | None, label: str | None) -> None:
         mo.instance_to_remove(storage_id, label)
         deleted: list[str] = []

@@ -90,6 +90,7 @@ OBJECTS = TableSpec(
         ("init_object_id", _S),
         ("external", _S),  # JSON: uncontrolled instances [{url, label, minted?}]
         ("copies", _S),  # JSON: storage ids of controlled copies besides storage_id
+        ("size", _I),  # bytes, when an upload through the server's media route recorded it; else null
     ),
     lookup=("id",),
 )
