@@ -240,8 +240,9 @@ class _Report:
         (unknown,) = self.one("SELECT count(*) FILTER (WHERE size IS NULL) FROM objects")
         if unknown:
             notes.append(
-                f"{unknown} object(s) of unknown size: this store does not record object sizes, so bytes "
-                "are summed only where known and never counted as 0"
+                f"{unknown} object(s) of unknown size (sizes are recorded for bytes uploaded through this "
+                "server's media URLs; not for presigned S3 uploads, nor for objects never uploaded): bytes are "
+                "summed only where known and never counted as 0"
             )
         beyond = report["totals"]["segments_beyond_int64"]
         if beyond:
@@ -529,8 +530,18 @@ def _b(value: Json) -> str:
     if unknown and not known:
         return f"unknown ({unknown} object(s) of unknown size)"
     if unknown:
-        return f"{known} bytes known + {unknown} object(s) of unknown size"
-    return f"{known or 0} bytes"
+        return f"{_size(known)} known + {unknown} object(s) of unknown size"
+    return _size(known or 0)
+
+
+def _size(count: int) -> str:
+    """Bytes exactly, and in binary units for people."""
+    scaled, unit = float(count), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if scaled < 1024:
+            break
+        scaled, unit = scaled / 1024, bigger
+    return f"{count:,} bytes" + (f" ({scaled:.2f} {unit})" if unit != "B" else "")
 
 
 def _timeline_lines(entry: Json, indent: str) -> list[str]:

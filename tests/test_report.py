@@ -468,3 +468,13 @@ def test_the_servers_report_route_counts_uploaded_bytes(name: str) -> None:
         assert app.auth is not None
         reader = app.auth.store.add_token(f"reader-{uuid.uuid4()}", ["read", "metrics"])
         assert client.get("/admin/report", headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+
+
+def test_byte_counts_read_exactly_and_in_binary_units() -> None:
+    assert report._size(8) == "8 bytes"
+    assert report._size(1_128_000) == "1,128,000 bytes (1.08 MiB)"
+    assert (
+        report._b({"known": 2048, "objects_of_unknown_size": 1})
+        == "2,048 bytes (2.00 KiB) known + 1 object(s) of unknown size"
+    )
+    assert report._b({"known": None, "objects_of_unknown_size": 3}) == "unknown (3 object(s) of unknown size)"
