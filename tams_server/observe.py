@@ -145,6 +145,5 @@ def configure_logging(level: str, log_format: str) -> None:
         handler.setFormatter(JsonLines())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # As logging.basicConfig: a process whose logging is configured already (a test runner) keeps it.
+    logging.basicConfig(level=level.upper(), handlers=[handler])

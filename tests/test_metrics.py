@@ -372,14 +372,15 @@ def test_waits_for_another_server_process_claim_are_counted() -> None:
     engine = VastEngine(VastDouble(buckets=["tams"]).session, "tams", "t")
     manager = TableLockManager(engine, ttl=5, wait=5, renew=False)
     with engine.transaction(write=True) as tx:  # another process's claim, about to expire
-        tx.insert(LOCKS.name, LOCKS.rows([{"name": "flow/f", "owner": "other", "expires": time.time() + 0.2}]))
+        tx.insert(LOCKS.name, LOCKS.rows([{"name": "flow/f", "owner": "other", "expires": time.time() + 1.0}]))
     deltas = Deltas()
+    started = time.monotonic()
     with manager.session() as locks:
         locks.flows(["f"])
         with engine.transaction(write=False):  # the names are claimed before the first transaction
             pass
     assert deltas("tams_store_lock_waits_total", lock="claim") == 1
-    assert deltas("tams_store_lock_wait_seconds_sum", lock="claim") >= 0.1
+    assert 0 < deltas("tams_store_lock_wait_seconds_sum", lock="claim") <= time.monotonic() - started
     assert deltas("tams_store_lock_timeouts_total", lock="claim") == 0
     manager.close()
 
@@ -455,17 +456,19 @@ def test_webhook_queues_drops_and_retries(receiver: Receiver) -> None:
         dispatcher.publish(flow)
         assert gated.arrived.acquire(timeout=10)  # the first is in delivery, held by the receiver
         dispatcher.publish(flow)  # waits in the queue (its limit: 1)
-        wait_for(lambda: value(scrape(), "tams_webhook_longest_queue") == 1, "a queued event")
+        # The gauges add up every dispatcher of the process (other tests' may still be alive):
+        # this one's own depths are exact, the gauges hold at least them.
+        wait_for(lambda: dispatcher.queue_depths() == (2, [1]), "a queued event")
+        assert value(scrape(), "tams_webhook_longest_queue") >= 1
         dispatcher.publish(flow)  # the queue is full: dropped
         wait_for(lambda: deltas("tams_webhook_dropped_total", reason="queue_full") == 1, "the drop")
         now = scrape()
-        assert value(now, "tams_webhook_events_pending") == 2
-        assert value(now, "tams_webhook_queues") == 1
+        assert value(now, "tams_webhook_events_pending") >= 2
+        assert value(now, "tams_webhook_queues") >= 1
         gated.gate.set()
         assert dispatcher.wait_idle(10)
         assert deltas("tams_webhook_delivered_total") == 2
-        now = scrape()
-        assert value(now, "tams_webhook_events_pending") == value(now, "tams_webhook_queues") == 0
+        assert dispatcher.queue_depths() == (0, [])
 
         failing.publish(flow)
         assert failing.wait_idle(10)
