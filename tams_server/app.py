@@ -118,7 +118,7 @@ class TamsApp:
         self.hosts = origins.HostPolicy(settings.trusted_hosts, settings.public_url)
         self.side_routes = SideRoutes(backend, settings)
         self.docs = ApiDocs(mounts)
-        self.json_log = settings.log_format == "json"
+        self.access_lines = observe.access_lines(settings.log_format)
 
     @property
     def signer(self) -> media.HmacUrlSigner:
@@ -167,7 +167,7 @@ class TamsApp:
         try:
             await self._serve(scope, receive, observation.wrap(send), observation)
         finally:
-            observation.finish(self.settings.metrics, self.json_log)
+            observation.finish(self.settings.metrics, self.access_lines)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, observation: observe.Observation) -> None:
         side = self.side_routes.get(scope["path"])
@@ -383,6 +383,8 @@ def create_app(settings: Settings | None = None) -> TamsApp:
         yield
         backend.close()
         services.events.close()  # type: ignore[attr-defined]
+        if served.access_lines is not None:
+            served.access_lines.close()  # the last lines reach the log
 
     mounts = versions.plan_mounts(settings.versions, settings.default_version, settings.spec, settings.specs)
     api = AsyncApp(
@@ -413,4 +415,5 @@ def create_app(settings: Settings | None = None) -> TamsApp:
     api.add_error_handler(ProblemException, errors.problem)
     api.add_error_handler(HTTPException, errors.problem)
     api.add_error_handler(Exception, errors.unexpected)
-    return TamsApp(api, backend, services, settings, auth, mounts)
+    served = TamsApp(api, backend, services, settings, auth, mounts)
+    return served

@@ -14,8 +14,10 @@ import json
 import logging
 import re
 import secrets
+import sys
+import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from starlette.types import Message, Scope, Send
 
@@ -75,14 +77,14 @@ class Observation:
 
         return observed_send
 
-    def finish(self, count: bool, json_log: bool) -> None:
-        """The request is over: count it (for /metrics), and log it when JSON lines are wanted."""
+    def finish(self, count: bool, access_lines: AccessLines | None) -> None:
+        """The request is over: count it (for /metrics), and write its JSON line when wanted."""
         seconds = time.perf_counter() - self.started
         status = self.status or 500  # nothing was sent: the server failed before answering
         if count:
             metrics.observe_request(self.version, self.operation, status, seconds, self.sent)
-        if json_log and ACCESS_LOG.isEnabledFor(logging.INFO):
-            ACCESS_LOG.info("request", extra={"request": self.fields(status, seconds)})
+        if access_lines is not None:
+            access_lines.write(self.fields(status, seconds))
 
     def fields(self, status: int, seconds: float) -> dict[str, Any]:
         scope = self.scope
@@ -101,6 +103,72 @@ class Observation:
             "bytes_received": _content_length(scope),
             "client": client[0] if client else None,
         }
+
+
+class AccessLines:
+    """One JSON line per request, as the logger ``tams_server.access`` would write it, but written
+    in batches: a line through the logging module costs ~15 us and a flush of the stream each
+    (a fifth of a fast request's time); made here it costs ~5 us, and the stream gets one write
+    per batch: when ``batch_bytes`` are waiting, else every ``flush_s`` (a background thread) and
+    when the server stops. Lines may thus reach the log up to ``flush_s`` after other lines of the
+    same moment; each carries its own time."""
+
+    def __init__(self, stream: TextIO | None = None, flush_s: float = 0.25, batch_bytes: int = 64 * 1024) -> None:
+        self.stream = stream  # None: the process's stderr at the time of writing (where logging goes)
+        self.flush_s = flush_s
+        self.batch_bytes = batch_bytes
+        self._lines: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        line = json.dumps(
+            {
+                "time": dt.datetime.fromtimestamp(time.time(), dt.UTC).isoformat(timespec="milliseconds"),
+                "level": "INFO",
+                "logger": ACCESS_LOG.name,
+                "message": "request",
+                **fields,
+            },
+            default=str,
+        )
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            if self._size >= self.batch_bytes:
+                self._flush_locked()
+            elif self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_often, name="tams-access-lines", daemon=True)
+                self._flusher.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._lines:
+            stream = self.stream or sys.stderr
+            stream.write("\n".join(self._lines) + "\n")
+            stream.flush()
+            self._lines, self._size = [], 0
+
+    def _flush_often(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+
+def access_lines(log_format: str) -> AccessLines | None:
+    """The access-line writer a server with this ``log_format`` uses (None: no JSON lines, or
+    ``tams_server.access`` is quieter than INFO)."""
+    if log_format != "json" or not ACCESS_LOG.isEnabledFor(logging.INFO):
+        return None
+    return AccessLines()
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ ID = "x-request-id"
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     app = create_app(app_settings(log_format="json", default_version="8.2"))
+    app.access_lines = observe.AccessLines(stream=io.StringIO(), flush_s=3600)  # flushed by the tests
     with TestClient(app, headers=ADMIN_HEADERS) as test_client:
         yield test_client
 
@@ -33,15 +36,18 @@ Lines = Callable[[], list[dict[str, Any]]]
 
 
 @pytest.fixture
-def lines(caplog: pytest.LogCaptureFixture) -> Iterator[Lines]:
-    """The access lines logged so far in the test, as the JSON formatter writes them."""
-    formatter = observe.JsonLines()
+def lines(client: TestClient) -> Lines:
+    """The access lines written so far in the test."""
+    writer = client.app.access_lines  # type: ignore[attr-defined]
+    stream = writer.stream
+    writer.flush()  # earlier tests' lines
+    start = len(stream.getvalue())
 
-    def logged() -> list[dict[str, Any]]:
-        return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "tams_server.access"]
+    def written() -> list[dict[str, Any]]:
+        writer.flush()
+        return [json.loads(line) for line in stream.getvalue()[start:].splitlines()]
 
-    with caplog.at_level(logging.INFO, logger="tams_server.access"):
-        yield logged
+    return written
 
 
 def _media_url(client: TestClient) -> str:
@@ -98,7 +104,7 @@ def test_one_json_line_per_request_with_what_happened(client: TestClient, lines:
     assert line["principal"] == "admin-token"
     assert line["bytes_sent"] == len(answer.content)
     assert line["latency_ms"] > 0
-    assert {"time", "level", "logger", "message"} <= set(line)
+    assert {"time", "level", "logger", "message"} <= set(line) and line["logger"] == "tams_server.access"
     assert (lines[1]["version"], lines[1]["operation"], lines[1]["status"]) == ("8.2", "GET_flows-flowId", 404)
     assert (lines[2]["version"], lines[2]["operation"], lines[2]["principal"]) == (None, "readyz", None)
 
@@ -126,11 +132,31 @@ def test_redacted_query_hides_every_secret_value() -> None:
     )
 
 
-def test_text_format_writes_no_json_lines(caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(app_settings())
-    with caplog.at_level(logging.INFO, logger="tams_server.access"), TestClient(app, headers=ADMIN_HEADERS) as client:
-        assert client.get("/flows").status_code == 200
-    assert not [r for r in caplog.records if r.name == "tams_server.access"]
+def test_json_lines_only_when_asked_for_and_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="tams_server.access"):
+        assert observe.access_lines("text") is None
+        assert observe.access_lines("json") is not None
+    with caplog.at_level(logging.WARNING, logger="tams_server.access"):
+        assert observe.access_lines("json") is None
+
+
+def test_lines_are_written_in_batches_and_at_the_end() -> None:
+    stream = io.StringIO()
+    writer = observe.AccessLines(stream=stream, flush_s=3600, batch_bytes=1000)
+    writer.write({"request_id": "a"})
+    assert stream.getvalue() == ""  # waits for more
+    for n in range(5):
+        writer.write({"request_id": str(n), "path": "/flows/" + "x" * 80})
+    assert 1 <= len(stream.getvalue().splitlines()) < 6  # a batch went out when it was full
+    writer.close()
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["a", "0", "1", "2", "3", "4"]
+    timed = observe.AccessLines(stream=io.StringIO(), flush_s=0.05)
+    timed.write({"request_id": "late"})
+    deadline = time.monotonic() + 5
+    while "late" not in timed.stream.getvalue() and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    assert "late" in timed.stream.getvalue()  # type: ignore[union-attr]
+    timed.close()
 
 
 def test_unknown_log_format_is_refused() -> None:
