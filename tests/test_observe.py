@@ -140,18 +140,29 @@ def test_json_lines_only_when_asked_for_and_at_info(caplog: pytest.LogCaptureFix
         assert observe.access_lines("json") is None
 
 
+def _observed(request_id: str) -> observe.Observation:
+    scope = {
+        "method": "GET",
+        "path": "/flows",
+        "query_string": b"",
+        "headers": [(b"x-request-id", request_id.encode())],
+    }
+    return observe.Observation(scope)
+
+
 def test_lines_are_written_in_batches_and_at_the_end() -> None:
     stream = io.StringIO()
-    writer = observe.AccessLines(stream=stream, flush_s=3600, batch_bytes=1000)
-    writer.write({"request_id": "a"})
+    writer = observe.AccessLines(stream=stream, flush_s=3600, batch_lines=3)
+    writer.add(_observed("a"), 200, 0.001)
+    writer.add(_observed("b"), 200, 0.001)
     assert stream.getvalue() == ""  # waits for more
-    for n in range(5):
-        writer.write({"request_id": str(n), "path": "/flows/" + "x" * 80})
-    assert 1 <= len(stream.getvalue().splitlines()) < 6  # a batch went out when it was full
+    writer.add(_observed("c"), 404, 0.001)  # a full batch goes out at once
+    writer.add(_observed("d"), 200, 0.001)
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["a", "b", "c"]
     writer.close()
-    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["a", "0", "1", "2", "3", "4"]
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 200, 404, 200]
     timed = observe.AccessLines(stream=io.StringIO(), flush_s=0.05)
-    timed.write({"request_id": "late"})
+    timed.add(_observed("late"), 200, 0.001)
     deadline = time.monotonic() + 5
     while "late" not in timed.stream.getvalue() and time.monotonic() < deadline:  # type: ignore[union-attr]
         time.sleep(0.01)

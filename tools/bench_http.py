@@ -22,7 +22,8 @@ default). Rounds alternate the servers so that the machine's noise falls on all 
 
 Two more targets measure what observing costs: ``ops-off`` is tams-server with metrics off and
 no access lines; ``ops-on`` has metrics on and writes a JSON line per request (``--log-format
-json --log-level info``, to a file). Compare them with ``--targets ops-off,ops-on --versus ops-off``.
+json --log-level info``, to a file); ``ops-metrics`` and ``ops-json`` are each half of ops-on
+alone. Compare them with ``--targets ops-off,ops-on --versus ops-off``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ SERVER_TARGETS: dict[str, tuple[list[str], dict[str, str]]] = {
     "tams-server": (["--log-level", "warning"], {}),
     "ops-off": (["--log-level", "warning"], {"TAMS_METRICS": "false"}),
     "ops-on": (["--log-level", "info", "--log-format", "json"], {"TAMS_METRICS": "true"}),
+    # Each half of ops-on alone, to tell their costs apart.
+    "ops-metrics": (["--log-level", "warning"], {"TAMS_METRICS": "true"}),
+    "ops-json": (["--log-level", "info", "--log-format", "json"], {"TAMS_METRICS": "false"}),
 }
 ROUTES = ("GET flow", "GET 10 segments", "POST 1 segment")
 
