@@ -572,54 +572,56 @@ def _clients(config: S3Config) -> tuple[Any, Any]:
 
 
 _probe_cache: dict[tuple[Any, ...], Any] = {}
+_unsigned_cache: dict[tuple[Any, ...], Any] = {}
 PROBE_TIMEOUT_S = 2.0
+
+
+def _cached_client(cache: dict[tuple[Any, ...], Any], config: S3Config, make: Callable[[Any], Any]) -> Any:
+    """``make(session)``'s client for ``config``'s connection settings, made once (see ``_clients``)."""
+    _clients(config)  # makes the shared session
+    connection = tuple(getattr(config, name) for name in _CONNECTION)
+    with _session_lock:
+        cached = cache.get(connection)
+        if cached is None:
+            assert _session is not None
+            cached = cache[connection] = make(_session)
+        return cached
 
 
 def _probe_client(config: S3Config) -> Any:
     """A client for readiness checks: one attempt, at most PROBE_TIMEOUT_S to connect and to read."""
-    _clients(config)  # makes the shared session
-    connection = tuple(getattr(config, name) for name in _CONNECTION)
-    with _session_lock:
-        cached = _probe_cache.get(connection)
-        if cached is None:
-            assert _session is not None
-            probe = Config(
-                signature_version=config.signature_version,
-                s3={"addressing_style": config.addressing_style},
-                retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=min(config.connect_timeout, PROBE_TIMEOUT_S),
-                read_timeout=min(config.read_timeout, PROBE_TIMEOUT_S),
-            )
-            cached = _session.client(
-                "s3",
-                endpoint_url=config.endpoint_url,
-                config=probe,
-                aws_access_key_id=config.access_key,
-                aws_secret_access_key=config.secret_key,
-                region_name=config.region,
-                verify=config.verify,
-            )
-            _probe_cache[connection] = cached
-        return cached
 
+    def make(session: Any) -> Any:
+        probe = Config(
+            signature_version=config.signature_version,
+            s3={"addressing_style": config.addressing_style},
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=min(config.connect_timeout, PROBE_TIMEOUT_S),
+            read_timeout=min(config.read_timeout, PROBE_TIMEOUT_S),
+        )
+        keys = {"aws_access_key_id": config.access_key, "aws_secret_access_key": config.secret_key}
+        return session.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            config=probe,
+            region_name=config.region,
+            verify=config.verify,
+            **keys,
+        )
 
-_unsigned_cache: dict[tuple[Any, ...], Any] = {}
+    return _cached_client(_probe_cache, config, make)
 
 
 def _unsigned_client(config: S3Config) -> Any:
     """A client making plain (unsigned) object URLs at the endpoint as clients reach it; no network calls."""
-    _clients(config)  # makes the shared session
-    connection = tuple(getattr(config, name) for name in _CONNECTION)
-    with _session_lock:
-        cached = _unsigned_cache.get(connection)
-        if cached is None:
-            assert _session is not None
-            unsigned = Config(signature_version=UNSIGNED, s3={"addressing_style": config.addressing_style})
-            cached = _session.client(
-                "s3", endpoint_url=config.presign_endpoint_url, config=unsigned, region_name=config.region
-            )
-            _unsigned_cache[connection] = cached
-        return cached
+
+    def make(session: Any) -> Any:
+        unsigned = Config(signature_version=UNSIGNED, s3={"addressing_style": config.addressing_style})
+        return session.client(
+            "s3", endpoint_url=config.presign_endpoint_url, config=unsigned, region_name=config.region
+        )
+
+    return _cached_client(_unsigned_cache, config, make)
 
 
 def _error_code(exc: Any) -> str:
