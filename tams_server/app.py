@@ -383,8 +383,8 @@ def create_app(settings: Settings | None = None) -> TamsApp:
         yield
         backend.close()
         services.events.close()  # type: ignore[attr-defined]
-        if served.access_lines is not None:
-            served.access_lines.close()  # the last lines reach the log
+        if tams_app.access_lines is not None:
+            tams_app.access_lines.close()  # the last lines reach the log
 
     mounts = versions.plan_mounts(settings.versions, settings.default_version, settings.spec, settings.specs)
     api = AsyncApp(
@@ -415,5 +415,5 @@ def create_app(settings: Settings | None = None) -> TamsApp:
     api.add_error_handler(ProblemException, errors.problem)
     api.add_error_handler(HTTPException, errors.problem)
     api.add_error_handler(Exception, errors.unexpected)
-    served = TamsApp(api, backend, services, settings, auth, mounts)
-    return served
+    tams_app = TamsApp(api, backend, services, settings, auth, mounts)
+    return tams_app
