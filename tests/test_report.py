@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import backends
-from backends import report
+from backends import report, report_text
 from backends.base import BackendServices, StorageRequest, StorePolicy
 from backends.events import DiscardEvents
 from backends.local import _lock_directory
@@ -194,7 +194,7 @@ def test_known_store_gives_exact_figures(backend: Any, tmp_path: Path, capsys: p
     ids = known_store(backend)
     found = report.build(backend, batch_rows=2)
     check_known(found, ids, backend.kind)
-    check_text(report.text(found), ids)
+    check_text(report_text.text(found), ids)
     assert json.loads(json.dumps(found)) == found  # what the HTTP route and --json send
     if backend.kind == "memory":  # it lives in the server: only --url reaches it
         code, _ = admin_report(backend, tmp_path, capsys)
@@ -471,10 +471,10 @@ def test_the_servers_report_route_counts_uploaded_bytes(name: str) -> None:
 
 
 def test_byte_counts_read_exactly_and_in_binary_units() -> None:
-    assert report._size(8) == "8 bytes"
-    assert report._size(1_128_000) == "1,128,000 bytes (1.08 MiB)"
+    assert report_text._size(8) == "8 bytes"
+    assert report_text._size(1_128_000) == "1,128,000 bytes (1.08 MiB)"
     assert (
-        report._b({"known": 2048, "objects_of_unknown_size": 1})
+        report_text._b({"known": 2048, "objects_of_unknown_size": 1})
         == "2,048 bytes (2.00 KiB) known + 1 object(s) of unknown size"
     )
-    assert report._b({"known": None, "objects_of_unknown_size": 3}) == "unknown (3 object(s) of unknown size)"
+    assert report_text._b({"known": None, "objects_of_unknown_size": 3}) == "unknown (3 object(s) of unknown size)"

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from backends import report
+from backends import report, report_text
 from backends.tabular.engine import EngineError, TableEngine
 from tams_server import config
 from tams_server.auth import SCOPES, CredentialStore
@@ -163,7 +163,7 @@ def run_report(args: argparse.Namespace) -> int:
         json.dump(found, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(report.text(found, hours=args.hours))
+        sys.stdout.write(report_text.text(found, hours=args.hours))
     return 0
 
 
