@@ -46,6 +46,7 @@ from tams_server import (
 from tams_server.auth import SCOPES, Authenticator, AuthError, CredentialStore, JwtSettings, JwtVerifier, Principal
 from tams_server.config import Settings
 from tams_server.docs import ApiDocs
+from tams_server.hls import route as hls_route
 from tams_server.resolver import TamsResolver
 from tams_server.routing import IndexedRoutingMiddleware
 from tams_server.side_routes import SideRoute, SideRoutes
@@ -195,6 +196,14 @@ class TamsApp:
                     await refused(scope, receive, send)
                     return
             await docs(scope, receive, send)
+            return
+        if scope["path"].startswith(hls_route.PREFIX):  # beside the API, authenticated as the API is
+            observation.operation = "hls"
+            refused, _ = await self._authorise(scope, scope["path"], frozenset({"read"}))
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+            await (await hls_route.serve(Request(scope, receive), self.backend))(scope, receive, send)
             return
         if scope["path"].startswith(media.MEDIA_PREFIX):
             observation.operation = "media"

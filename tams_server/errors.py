@@ -64,10 +64,14 @@ def plain_error(status: int, summary: str, headers: dict[str, str] | None = None
     return JSONResponse(error_body(status, summary), status_code=status, headers=headers)
 
 
+def domain_status(exc: errors.TamsError) -> int:
+    """The HTTP status of a store's refusal (404 for NotFound, ...)."""
+    return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
+
+
 def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, errors.TamsError)
-    status = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
-    return error_response(status, exc.summary)
+    return error_response(domain_status(exc), exc.summary)
 
 
 def problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -55,18 +55,24 @@ def target_duration(longest_ns: int) -> int:
     return max(1, whole + (1 if rest * 2 >= NS_PER_SEC else 0))
 
 
-def media_playlist(
-    segments: Iterable[MediaSegment], *, target_s: int, ended: bool, media_sequence: int = 0
-) -> Iterator[str]:
-    """The playlist's lines (each ending in a newline) for ``segments`` in timeline order."""
-    yield "#EXTM3U\n"
-    yield f"#EXT-X-VERSION:{VERSION}\n"
-    yield f"#EXT-X-TARGETDURATION:{target_s}\n"
-    yield f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n"
-    yield f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}\n"
-    previous: MediaSegment | None = None
-    for segment in segments:
-        timerange = segment.timerange
+class MediaPlaylist:
+    """The lines of one media playlist, made a segment at a time (each call returns its lines)."""
+
+    def __init__(self, target_s: int, ended: bool, media_sequence: int = 0) -> None:
+        self.target_s = target_s
+        self.ended = ended
+        self.media_sequence = media_sequence
+        self.previous: MediaSegment | None = None
+
+    def header(self) -> str:
+        return (
+            f"#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{self.target_s}\n"
+            f"#EXT-X-MEDIA-SEQUENCE:{self.media_sequence}\n"
+            f"#EXT-X-PLAYLIST-TYPE:{'VOD' if self.ended else 'EVENT'}\n"
+        )
+
+    def add(self, segment: MediaSegment) -> str:
+        timerange, previous = segment.timerange, self.previous
         if timerange.start is None or timerange.end is None:
             raise ValueError(f"an unbounded segment cannot be played: {timerange}")
         continuous = (
@@ -74,17 +80,30 @@ def media_playlist(
             and previous.timerange.end == timerange.start
             and previous.ts_offset_ns == segment.ts_offset_ns
         )
+        lines = []
         if previous is not None and not continuous:
-            yield "#EXT-X-DISCONTINUITY\n"
+            lines.append("#EXT-X-DISCONTINUITY\n")
         if segment.init_uri is not None and (previous is None or previous.init_uri != segment.init_uri):
-            yield f'#EXT-X-MAP:URI="{_quoted(segment.init_uri)}"\n'
+            lines.append(f'#EXT-X-MAP:URI="{_quoted(segment.init_uri)}"\n')
         if not continuous:
-            yield f"#EXT-X-PROGRAM-DATE-TIME:{tai.utc_iso(timerange.start)}\n"
-        yield f"#EXTINF:{seconds(timerange.end - timerange.start)},\n"
-        yield segment.uri + "\n"
-        previous = segment
-    if ended:
-        yield "#EXT-X-ENDLIST\n"
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{tai.utc_iso(timerange.start)}\n")
+        lines.append(f"#EXTINF:{seconds(timerange.end - timerange.start)},\n{segment.uri}\n")
+        self.previous = segment
+        return "".join(lines)
+
+    def end(self) -> str:
+        return "#EXT-X-ENDLIST\n" if self.ended else ""
+
+
+def media_playlist(
+    segments: Iterable[MediaSegment], *, target_s: int, ended: bool, media_sequence: int = 0
+) -> Iterator[str]:
+    """The playlist's text, in pieces, for ``segments`` in timeline order."""
+    playlist = MediaPlaylist(target_s, ended, media_sequence)
+    yield playlist.header()
+    for segment in segments:
+        yield playlist.add(segment)
+    yield playlist.end()
 
 
 def _quoted(uri: str) -> str:
