@@ -117,3 +117,19 @@ def test_clear_errors(client: TestClient) -> None:
     multi = flow_body("multi")
     assert client.put(f"/flows/{multi['id']}", json=multi).status_code == 201
     assert client.get(f"/hls/flows/{multi['id']}.m3u8").status_code == 501
+
+
+def test_a_live_playlist_grows_as_segments_arrive(client: TestClient) -> None:
+    flow_id = make_flow(client, [("[0:0_2:0)", None), ("[2:0_4:0)", None)])
+    first = client.get(f"/hls/flows/{flow_id}.m3u8").text
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in first and len(entries(first)) == 2
+    [media] = client.post(f"/flows/{flow_id}/storage", json={"limit": 1}).json()["media_objects"]
+    assert (
+        client.post(
+            f"/flows/{flow_id}/segments", json={"object_id": media["object_id"], "timerange": "[4:0_6:0)"}
+        ).status_code
+        == 201
+    )
+    reloaded = client.get(f"/hls/flows/{flow_id}.m3u8").text
+    assert reloaded.startswith(first)  # an EVENT playlist only ever grows at its end
+    assert [e[1] for e in entries(reloaded)] == [2, 2, 2]
