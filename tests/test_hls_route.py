@@ -43,6 +43,11 @@ def make_flow(client: TestClient, timeranges: list[tuple[str, str | None]], **fi
     return flow["id"]
 
 
+def unsigned(text: str) -> str:
+    """A playlist with the query of each URI taken off."""
+    return "\n".join(line if line.startswith("#") else line.split("?")[0] for line in text.splitlines())
+
+
 def entries(text: str) -> list[tuple[list[str], Decimal, str]]:
     """(tags, EXTINF seconds, uri) of each segment of a playlist."""
     found, tags, extinf = [], [], Decimal(0)
@@ -131,5 +136,7 @@ def test_a_live_playlist_grows_as_segments_arrive(client: TestClient) -> None:
         == 201
     )
     reloaded = client.get(f"/hls/flows/{flow_id}.m3u8").text
-    assert reloaded.startswith(first)  # an EVENT playlist only ever grows at its end
+    # An EVENT playlist only grows at its end. (Signed URLs are minted per request: their expiry,
+    # and so their query, may differ between two answers; the objects they name do not.)
+    assert unsigned(reloaded).startswith(unsigned(first))
     assert [e[1] for e in entries(reloaded)] == [2, 2, 2]
