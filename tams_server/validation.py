@@ -79,15 +79,23 @@ class CheckedValidator:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.reference = TamsValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         try:
-            self.fast: Any = jsonschema_rs.validator_for(schema, validate_formats=True)
+            # Its regex engine reads ``.``, ``\\d``, ``\\w``, ``\\s`` otherwise: give it the patterns spelled out.
+            fast_schema = ecma_regex.rust_patterns(schema)
+            self.fast: Any = jsonschema_rs.validator_for(fast_schema, validate_formats=True)
         except Exception as exc:  # any schema it cannot read (its errors vary by release): the reference alone
             log.debug("jsonschema_rs cannot compile a schema (%s): the reference validator checks it alone", exc)
             self.fast = None
 
     def validate(self, instance: Any) -> None:
-        if self.fast is not None and self.fast.is_valid(instance):
+        if self.fast is not None and self._fast_accepts(instance):
             return
         self.reference.validate(instance)
+
+    def _fast_accepts(self, instance: Any) -> bool:
+        try:
+            return self.fast.is_valid(instance)
+        except Exception:  # e.g. a string Rust cannot hold (a lone surrogate): the reference judges it
+            return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reference, name)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import ValidationError
 from test_validation_patterns import DIFFERING, SAMPLES, SPEC_PATTERNS, near_samples
 
 import spec
@@ -108,3 +109,35 @@ def test_the_fast_validator_compiles_every_body_schema_and_accepts_a_valid_segme
     assert checked.fast.is_valid(SEEDS[0]) and checked.reference.is_valid(SEEDS[0])
     refused = {"object_id": "o1", "timerange": "[0:0_1:0)x"}
     assert not checked.fast.is_valid(refused) and not checked.reference.is_valid(refused)
+
+
+@pytest.mark.parametrize("pattern", SPEC_PATTERNS)
+def test_fast_and_reference_agree_on_every_differing_character_at_every_place(pattern: str) -> None:
+    # Exhaustive where the random tests sample: each sample with each character the engines read
+    # differently put in, and put instead, at every position (e.g. CR for "." in an MXF package UID).
+    checked = CheckedValidator({"type": "string", "pattern": pattern})
+    for sample in SAMPLES:
+        for position in range(len(sample) + 1):
+            for char in DIFFERING:
+                for text in (
+                    sample[:position] + char + sample[position:],
+                    sample[:position] + char + sample[position + 1 :],
+                ):
+                    assert checked.fast.is_valid(text) is checked.reference.is_valid(text), (pattern, text)
+
+
+def test_an_mxf_package_uid_with_a_line_terminator_for_a_dot_is_refused() -> None:
+    uid = {"type": "string", "pattern": next(p for p in SPEC_PATTERNS if p.startswith("^urn:smpte:umid:"))}
+    checked = CheckedValidator(uid)
+    good = "urn:smpte:umid:060a2b34.01010105.01010d20.13000000.00000000.00000000.00000000.00000000"
+    checked.validate(good)
+    for terminator in "\r\u2028\u2029\n":
+        with pytest.raises(ValidationError):
+            checked.validate(good.replace(".", terminator, 1))
+
+
+def test_a_string_the_fast_engine_cannot_hold_is_judged_by_the_reference() -> None:
+    checked = CheckedValidator({"type": "string", "pattern": "^a"})
+    with pytest.raises(ValidationError):
+        checked.validate("\ud800")  # a lone surrogate: jsonschema_rs raises rather than answer
+    checked.validate("a\ud800")
