@@ -51,6 +51,7 @@ from tams_server.resolver import TamsResolver
 from tams_server.routing import IndexedRoutingMiddleware
 from tams_server.side_routes import SideRoute, SideRoutes
 from tams_server.validation import VALIDATORS
+from tams_server.viewer import route as viewer_route
 from tams_server.webhooks import DeliveryPolicy, WebhookDispatcher
 
 log = logging.getLogger("tams_server")
@@ -196,6 +197,11 @@ class TamsApp:
                     await refused(scope, receive, send)
                     return
             await docs(scope, receive, send)
+            return
+        if scope["path"] == viewer_route.PREFIX or scope["path"].startswith(viewer_route.PREFIX + "/"):
+            # Static files only: the page asks the API for everything with the credentials it is given.
+            observation.operation = "viewer"
+            await viewer_route.serve(scope, receive, send)
             return
         if scope["path"].startswith(hls_route.PREFIX):  # beside the API, authenticated as the API is
             observation.operation = "hls"
