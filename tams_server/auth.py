@@ -61,6 +61,9 @@ VERIFIED_TTL_S = 60.0
 VERIFIED_MAX = 1024
 _clock = time.monotonic  # a module attribute, so tests can move time
 
+# Where a request's ``access_token`` is kept once taken out of its query (the scope key).
+URL_TOKEN = "tams.access_token"
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -477,6 +480,7 @@ class Authenticator:
         url_tokens = [v for k, v in query if k == "access_token"]
         if url_tokens:
             scope["query_string"] = urlencode([(k, v) for k, v in query if k != "access_token"]).encode("latin-1")
+            scope[URL_TOKEN] = url_tokens[0]  # for the routes whose links must carry it on (HLS master playlists)
         kind, _, credential = authorization.partition(" ")
         principal = None
         refusal = "malformed"  # an Authorization we cannot read: an unknown scheme, no credential

@@ -119,9 +119,6 @@ def test_clear_errors(client: TestClient) -> None:
         assert set(answer.json()) == {"type", "summary", "time"}
     refused = client.post(f"/hls/flows/{flow_id}.m3u8")
     assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
-    multi = flow_body("multi")
-    assert client.put(f"/flows/{multi['id']}", json=multi).status_code == 201
-    assert client.get(f"/hls/flows/{multi['id']}.m3u8").status_code == 501
 
 
 def test_a_live_playlist_grows_as_segments_arrive(client: TestClient) -> None:

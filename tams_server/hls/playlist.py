@@ -84,7 +84,7 @@ class MediaPlaylist:
         if previous is not None and not continuous:
             lines.append("#EXT-X-DISCONTINUITY\n")
         if segment.init_uri is not None and (previous is None or previous.init_uri != segment.init_uri):
-            lines.append(f'#EXT-X-MAP:URI="{_quoted(segment.init_uri)}"\n')
+            lines.append(f'#EXT-X-MAP:URI="{quoted_uri(segment.init_uri)}"\n')
         if not continuous:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{tai.utc_iso(timerange.start)}\n")
         lines.append(f"#EXTINF:{seconds(timerange.end - timerange.start)},\n{segment.uri}\n")
@@ -106,6 +106,6 @@ def media_playlist(
     yield playlist.end()
 
 
-def _quoted(uri: str) -> str:
+def quoted_uri(uri: str) -> str:
     # A quoted-string may not hold '"', CR or LF (RFC 8216 4.2): percent-encode them.
     return uri.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")

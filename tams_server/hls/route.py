@@ -1,4 +1,6 @@
-"""``GET /hls/flows/{flowId}.m3u8``: a flow as an HLS media playlist, beside the versioned API.
+"""HLS beside the versioned API: ``GET /hls/flows/{flowId}.m3u8`` is a flow's media playlist, or for a
+multi-essence flow the master playlist of its members; ``GET /hls/sources/{sourceId}.m3u8`` is the
+master playlist of a source's flows (``master``: video variants with an audio group).
 
 Authenticated as the API is (players that cannot send headers use ``?access_token=``); the
 segment and init URIs in the playlist are the segments' signed or presigned ``get_urls``, which
@@ -15,21 +17,24 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from backends.base import Backend, Json, PageRequest, SegmentQuery, UrlOptions
-from backends.errors import TamsError
+from backends.base import Backend, FlowQuery, Json, PageRequest, SegmentQuery, UrlOptions
+from backends.errors import BadRequest, NotFound, TamsError
 from backends.timerange import NS_PER_SEC, TimeRange, Timestamp
-from tams_server import errors
+from tams_server import auth, errors
+from tams_server.hls import master
 from tams_server.hls.playlist import MediaPlaylist, MediaSegment, target_duration
 
 PREFIX = "/hls/"
 _FLOW = re.compile(r"/hls/flows/([^/]+)\.m3u8")
+_SOURCE = re.compile(r"/hls/sources/([^/]+)\.m3u8")
 PAGE = 1000  # segments read from the store at a time
+MAX_RENDITIONS = 100  # flows one master playlist lists; a source with more is refused, not cut short
 MEDIA_TYPE = "application/vnd.apple.mpegurl"
 _NO_URLS = UrlOptions(accept_get_urls=())
 _PRESIGNED = UrlOptions(presigned=True)
@@ -40,28 +45,82 @@ async def serve(request: Request, backend: Backend) -> Response:
     """Answer one request under ``PREFIX`` (credentials were checked by the caller)."""
     if request.method not in ("GET", "HEAD"):
         return errors.plain_error(405, f"{request.method} is not allowed here", {"Allow": "GET, HEAD"})
-    found = _FLOW.fullmatch(request.url.path)
-    if found is None:
-        return errors.plain_error(404, "HLS playlists are at /hls/flows/{flowId}.m3u8")
-    flow_id = unquote(found.group(1))
+    flow_path, source_path = _FLOW.fullmatch(request.url.path), _SOURCE.fullmatch(request.url.path)
+    if flow_path is None and source_path is None:
+        return errors.plain_error(404, "HLS playlists are at /hls/flows/{flowId}.m3u8 and /hls/sources/{sourceId}.m3u8")
     call = _caller(backend)
     try:
         window = TimeRange.parse(request.query_params.get("timerange", "_"))
     except ValueError:
         return errors.plain_error(400, "timerange is not a TAMS timerange")
     try:
-        flow = await call(backend.get_flow, flow_id)
+        if source_path is not None:
+            flows = await _source_flows(call, backend, unquote(source_path.group(1)))
+            return _master(flows, request, "../flows/", "this source has no video or audio flow")
+        flow = await call(backend.get_flow, unquote(flow_path.group(1)))
         if flow.get("format") == _MULTI:
-            return errors.plain_error(501, "a multi-essence flow has no media playlist of its own")
-        longest = _declared_ns(flow)
-        if longest is None:
-            longest = await _longest(call, backend, flow_id, window)
+            members = await _collection(call, backend, flow)
+            return _master(members, request, "", "this multi-essence flow has no video or audio flow")
+        return await _media(call, backend, flow, window)
     except TamsError as exc:
         return errors.plain_error(errors.domain_status(exc), exc.summary)
+
+
+async def _media(call: Callable[..., Any], backend: Backend, flow: Json, window: TimeRange) -> Response:
+    """One flow's media playlist, streamed."""
+    longest = _declared_ns(flow)
+    if longest is None:
+        longest = await _longest(call, backend, flow["id"], window)
     ended = bool(flow.get("read_only")) or flow.get("status") == "closed_complete"
-    lines = _lines(call, backend, flow_id, window, target_duration(longest), ended)
+    lines = _lines(call, backend, flow["id"], window, target_duration(longest), ended)
     headers = {"Cache-Control": "max-age=60" if ended else "no-cache"}
     return StreamingResponse(lines, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _master(renditions: list[tuple[Json, str]], request: Request, to_flows: str, nothing: str) -> Response:
+    """The master playlist of ``renditions`` (a flow and the name it is shown by), each URI relative to the
+    request and carrying its window and ``access_token`` on: players do not pass a query on to the URIs."""
+    passed = [("timerange", v) for v in request.query_params.getlist("timerange")]
+    token = request.scope.get(auth.URL_TOKEN)  # taken out of the query by authentication
+    query = urlencode(passed + ([("access_token", token)] if token else []))
+    listed = [
+        master.Rendition(flow, f"{to_flows}{quote(flow['id'], safe='')}.m3u8" + (f"?{query}" if query else ""), name)
+        for flow, name in renditions
+    ]
+    try:
+        text = master.master_playlist(listed)
+    except ValueError:
+        return errors.plain_error(404, nothing)
+    return Response(text, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
+
+
+async def _collection(call: Callable[..., Any], backend: Backend, flow: Json) -> list[tuple[Json, str]]:
+    """A multi-essence flow's playable members, named by their role; members not found are left out."""
+    found = []
+    for item in (flow.get("flow_collection") or [])[:MAX_RENDITIONS]:
+        try:
+            member = await call(backend.get_flow, item["id"])
+        except NotFound:  # a collection may name a flow that was deleted since
+            continue
+        if master.playable(member):
+            found.append((member, item.get("role") or member.get("label") or member["id"]))
+    return found
+
+
+async def _source_flows(call: Callable[..., Any], backend: Backend, source_id: str) -> list[tuple[Json, str]]:
+    """A source's playable flows, and the members of its multi-essence flows, each once."""
+    await call(backend.get_source, source_id)  # NotFound for a source that is not there
+    page = await call(backend.list_flows, FlowQuery(source_id=source_id), PageRequest(MAX_RENDITIONS))
+    if page.next_key is not None:
+        raise BadRequest(f"this source has more than {MAX_RENDITIONS} flows: ask for a multi-essence flow's playlist")
+    found: dict[str, tuple[Json, str]] = {}
+    for flow in page.items:
+        members = await _collection(call, backend, flow) if flow.get("format") == _MULTI else []
+        if master.playable(flow):
+            members.insert(0, (flow, flow.get("label") or flow["id"]))
+        for member, name in members:
+            found.setdefault(member["id"], (member, name))
+    return list(found.values())
 
 
 def _caller(backend: Backend) -> Callable[..., Any]:
