@@ -82,8 +82,15 @@ class HmacUrlSigner:
     def _path(self, storage_id: str, object_id: str) -> str:
         return f"{MEDIA_PREFIX}{storage_id}/{quote(object_id, safe='')}"
 
+    def _read_expiry(self) -> int:
+        # A read URL of one object stays the same for a quarter of its lifetime: a live HLS playlist
+        # reloaded meanwhile lists the same URIs (RFC 8216 6.2.1: an EVENT playlist only grows at its
+        # end), and caches see one URL per object. Each is still valid for at least ``lifetime_s``.
+        step = max(1, self.lifetime_s // 4)
+        return (int(time.time()) + self.lifetime_s) // step * step + step
+
     def sign(self, method: str, storage_id: str, object_id: str) -> str:
-        expires = int(time.time()) + self.lifetime_s
+        expires = self._read_expiry() if method in ("GET", "HEAD") else int(time.time()) + self.lifetime_s
         mac = self._mac(method, storage_id, object_id, expires)
         return f"{self._base_url()}{self._path(storage_id, object_id)}?expires={expires}&signature={mac}"
 

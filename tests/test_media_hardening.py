@@ -31,6 +31,7 @@ from backends.errors import AlreadyExists
 from backends.localstore import LocalObjectStore
 from backends.objectstore import ServedObjectStore
 from tams_server.app import TamsApp, create_app
+from tams_server.media import HmacUrlSigner
 
 BACKENDS = ["memory", "local"]
 MiB = 2**20
@@ -532,3 +533,21 @@ def test_server_side_writes_are_write_once_too(app: TamsApp) -> None:
     with pytest.raises(AlreadyExists):
         store.put("copied", b"other", "video/mp2t")
     assert store.read("copied") == (b"bytes", "video/mp2t")
+
+
+def test_a_read_url_is_the_same_for_a_quarter_of_its_lifetime_and_lives_at_least_its_lifetime(monkeypatch) -> None:
+    signer = HmacUrlSigner(b"k" * 32, lambda: "http://tams", lifetime_s=3600)
+    now = [1_800_000_000.0]
+    monkeypatch.setattr("tams_server.media.time.time", lambda: now[0])
+    urls = []
+    for elapsed in range(0, 3601, 60):
+        now[0] = 1_800_000_000.0 + elapsed
+        url = signer.sign("GET", "store", "object")
+        expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+        assert now[0] + 3600 <= expires <= now[0] + 3600 + 900
+        urls.append(url)
+    assert len(set(urls[:15])) == 1  # the first 15 minutes: one URL
+    assert len(set(urls)) == 5  # an hour: a new one every 15 minutes
+    # Upload URLs keep their exact lifetime (they are minted once, for one PUT).
+    upload = signer.sign("PUT", "store", "object")
+    assert int(parse_qs(urlsplit(upload).query)["expires"][0]) == now[0] + 3600
