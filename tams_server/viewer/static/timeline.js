@@ -49,11 +49,12 @@ export class Timeline {
    * canvas: the <canvas>; summary: an element whose text says what is in view; listSegments(params,
    * signal): the flow's segments for the query params (resolves {segments, more}); onSelect(segment).
    */
-  constructor(canvas, summary, { listSegments, onSelect }) {
+  constructor(canvas, summary, { listSegments, onSelect, onView }) {
     this.canvas = canvas;
     this.summary = summary;
     this.listSegments = listSegments;
     this.onSelect = onSelect;
+    this.onView = onView;
     this.flowId = null;
     this.tiles = new Map(); // "level:index" -> tile
     this.queue = [];
@@ -92,6 +93,19 @@ export class Timeline {
     this.nsPerPx = (span + 2 * pad) / this.width();
     this.viewStart = (this.extent ? this.extent.start : 0) - pad;
     this.changed(true);
+  }
+
+  /** Show [start, end) (BigInt ns). */
+  show(start, end) {
+    this.nsPerPx = Math.max(Number(end - start), 1) / this.width();
+    this.viewStart = Number(start - this.origin);
+    this.changed(true);
+  }
+
+  /** The view as a timerange string. */
+  viewRange() {
+    const { start, end } = this.view();
+    return this.range(start, end);
   }
 
   zoom(factor, atPx = this.width() / 2) {
@@ -180,6 +194,7 @@ export class Timeline {
 
   /** Queue the visible tiles that are not loaded; drop queued work the view no longer needs. */
   load() {
+    if (this.flowId && this.onView) this.onView(this.viewRange());
     const wanted = this.visibleTiles();
     const keys = new Set(wanted.map((t) => t.key));
     // Work for tiles out of view is dropped; such a tile is fetched afresh if it comes back.
@@ -430,6 +445,7 @@ export class Timeline {
       ctx.fillRect(p - 1, AXIS, 2, HEIGHT - AXIS);
     }
     canvas.dataset.requests = String(this.stats.requests);
+    canvas.dataset.view = this.flowId ? this.viewRange() : "";
     const text = this.describe(contents, holes);
     if (this.summary.textContent !== text) this.summary.textContent = text;
   }

@@ -77,9 +77,29 @@ async function start() {
 async function enter() {
   showApp();
   await Promise.all([loadFlows(true), loadSources(true)]);
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("flow");
-  if (wanted) await openFlow(wanted);
+  await applyHash();
 }
+
+/** "#flow=<id>&view=<timerange>": a link to a flow and a window of its timeline. */
+async function applyHash() {
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  const flowId = wanted.get("flow");
+  if (!flowId) return;
+  if (!state.flow || state.flow.id !== flowId) await openFlow(flowId);
+  const view = wanted.get("view");
+  if (view && state.flow && state.flow.id === flowId) {
+    try {
+      const range = parseTimerange(view);
+      if (!range.empty && range.start !== null && range.end !== null) timeline.show(range.start, range.end);
+    } catch {
+      // not a timerange: keep the view
+    }
+  }
+}
+
+window.addEventListener("hashchange", () => {
+  if (!$("app").hidden) applyHash();
+});
 
 for (const radio of document.querySelectorAll("input[name=kind]")) {
   radio.addEventListener("change", () => {
@@ -253,7 +273,6 @@ async function openFlow(flowId) {
   const flow = answer.body;
   state.flow = flow;
   state.selected = null;
-  history.replaceState(null, "", `#flow=${flow.id}`);
   for (const item of document.querySelectorAll("#flows .item")) {
     if (item.dataset.flowId === flow.id) item.setAttribute("aria-current", "true");
     else item.removeAttribute("aria-current");
@@ -297,6 +316,8 @@ async function listSegments(params, signal) {
 const timeline = new Timeline($("timeline"), $("timeline-summary"), {
   listSegments,
   onSelect: (segment) => selectSegment(segment),
+  // The address bar links to what is shown (replaceState: no history entry per zoom).
+  onView: (view) => history.replaceState(null, "", `#flow=${state.flow.id}&view=${view}`),
 });
 
 $("zoom-in").addEventListener("click", () => timeline.zoom(0.5));
