@@ -15,8 +15,11 @@ Two containers:
 
 The options shape the timeline the way stored flows are shaped: ``gap_after=k`` leaves a hole
 after the first ``k`` segments (the later ones move later by ``gap_seconds``), and
-``offset_change_at=k`` makes the media timestamps restart at 0 from segment ``k`` on, with a
-``ts_offset`` that puts them back on the flow's timeline.
+``offset_change_at=k`` makes the media timestamps restart at ``restart_s`` (0 unless said) from
+segment ``k`` on, with a ``ts_offset`` that puts them back on the flow's timeline.
+
+MPEG-TS continuity counters run on across the segment files, as a segmenter cutting one stream
+writes them (a demuxer reading the segments one after another sees no lost packets).
 """
 
 from __future__ import annotations
@@ -101,7 +104,13 @@ class _Slot:
 
 
 def _slots(
-    count: int, duration_ns: int, start_s: int, gap_after: int | None, gap_seconds: int, offset_change_at: int | None
+    count: int,
+    duration_ns: int,
+    start_s: int,
+    gap_after: int | None,
+    gap_seconds: int,
+    offset_change_at: int | None,
+    restart_s: int,
 ) -> list[_Slot]:
     slots: list[_Slot] = []
     start = start_s * NS
@@ -110,8 +119,9 @@ def _slots(
             start += gap_seconds * NS
         offset = 0
         if offset_change_at is not None and index >= offset_change_at:
-            # The media timeline restarts at 0 where segment offset_change_at starts.
-            offset = slots[offset_change_at].start_ns if index > offset_change_at else start
+            # The media timeline restarts at restart_s where segment offset_change_at starts.
+            first = slots[offset_change_at].start_ns if index > offset_change_at else start
+            offset = first - restart_s * NS
         slots.append(_Slot(start, start + duration_ns, offset))
         start += duration_ns
     return slots
@@ -129,17 +139,40 @@ def _segment(data: bytes, slot: _Slot, frame_times: list[int]) -> MediaSegment:
 # --------------------------------------------------------------------------- encoding
 
 
+INDEX_BITS = 10  # a frame's index (mod 1024) is drawn in its top quarter, one cell a bit
+
+
 def _picture(index: int, width: int, height: int) -> av.VideoFrame:
-    """A grey frame with a bright bar that moves a step each frame (playback visibly moves)."""
+    """A grey frame whose top quarter shows ``index`` in binary (white cells are 1s, most
+    significant first: see ``picture_index``) above a bright bar that moves a step each frame
+    (so playback visibly moves)."""
     frame = av.VideoFrame(width, height, "yuv420p")
+    cell = width // INDEX_BITS
+    bits = bytes(
+        235 if x < cell * INDEX_BITS and index >> (INDEX_BITS - 1 - x // cell) & 1 else 16 for x in range(width)
+    )
     bar = (index * 8) % width
     row = bytes(235 if bar <= x < bar + 16 else 60 for x in range(width))
     luma = frame.planes[0]
-    luma.update(row.ljust(luma.line_size, b"\0") * height)
+    top = height // 4
+    pad = luma.line_size - width
+    luma.update((bits + bytes(pad)) * top + (row + bytes(pad)) * (height - top))
     for plane in frame.planes[1:]:
-        plane.update(bytes([100 + index % 56]) * plane.buffer_size)
+        plane.update(bytes([128]) * plane.buffer_size)
     frame.pts = index
     return frame
+
+
+def picture_index(frame: av.VideoFrame) -> int:
+    """The index a decoded frame of ``video_segments`` shows (mod 2**INDEX_BITS): which frame it is."""
+    luma = frame.reformat(format="yuv420p").planes[0]
+    data, line = bytes(luma), luma.line_size
+    cell = frame.width // INDEX_BITS
+    row = (frame.height // 8) * line
+    value = 0
+    for bit in range(INDEX_BITS):
+        value = value << 1 | (data[row + bit * cell + cell // 2] > 128)
+    return value
 
 
 def _tone(index: int, rate: int, channels: int) -> av.AudioFrame:
@@ -191,7 +224,23 @@ def _ts_files(template: Any, groups: list[list[av.Packet]], media_ticks: list[li
                 packet.duration = 0
                 ts.mux(packet)
         files.append(out.getvalue())
-    return files
+    return _continue_counters(files)
+
+
+def _continue_counters(files: list[bytes]) -> list[bytes]:
+    """The files with each PID's 4-bit continuity counter running on from one file to the next
+    (each muxer run starts them at 0)."""
+    last: dict[int, int] = {}
+    out = []
+    for data in files:
+        packets = bytearray(data)
+        for at in range(0, len(packets), 188):
+            pid = (packets[at + 1] & 0x1F) << 8 | packets[at + 2]
+            if packets[at + 3] & 0x10:  # the packet has a payload: its counter counts
+                last[pid] = (last.get(pid, -1) + 1) & 0x0F
+                packets[at + 3] = packets[at + 3] & 0xF0 | last[pid]
+        out.append(bytes(packets))
+    return out
 
 
 def _boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
@@ -296,14 +345,16 @@ def video_segments(
     height: int = 180,
     start_s: int = 10,
     gap_seconds: int = 1,
+    restart_s: int = 0,
 ) -> MediaSet:
     """``count`` H.264 segments of ``seconds`` each (``fps`` frames a second, a key frame first)
     on a flow timeline that starts at ``start_s``. ``gap_after=k``: a hole of ``gap_seconds``
     after the first k segments. ``offset_change_at=k``: from segment k on, the media timestamps
-    restart at 0 and the segments' ts_offset puts them back on the flow's timeline."""
+    restart at ``restart_s`` and the segments' ts_offset puts them back on the flow's timeline
+    (a restart later than the media time before it is a jump forward)."""
     per_segment = fps * seconds
     total = count * per_segment
-    slots = _slots(count, seconds * NS, start_s, gap_after, gap_seconds, offset_change_at)
+    slots = _slots(count, seconds * NS, start_s, gap_after, gap_seconds, offset_change_at, restart_s)
     times = [[s.start_ns + j * NS // fps for j in range(per_segment)] for s in slots]
     frames = (_picture(i, width, height) for i in range(total))
 
@@ -358,6 +409,7 @@ def audio_segments(
     channels: int = 1,
     start_s: int = 10,
     gap_seconds: int = 1,
+    restart_s: int = 0,
 ) -> MediaSet:
     """``count`` AAC-LC segments of ``frames_per_segment`` frames of 1024 samples each (at 16 kHz,
     16 frames are exactly 1.024 s: the rate is chosen so that a frame is a whole number of ns
@@ -366,7 +418,7 @@ def audio_segments(
     if remainder or (AAC_FRAME * _TS_HZ) % sample_rate:
         raise ValueError(f"an AAC frame at {sample_rate} Hz is not a whole number of ns and 90 kHz ticks")
     total = count * frames_per_segment
-    slots = _slots(count, frames_per_segment * frame_ns, start_s, gap_after, gap_seconds, offset_change_at)
+    slots = _slots(count, frames_per_segment * frame_ns, start_s, gap_after, gap_seconds, offset_change_at, restart_s)
     times = [[s.start_ns + j * frame_ns for j in range(frames_per_segment)] for s in slots]
     # One more frame than kept: the encoder's priming delays its output by one frame.
     frames = (_tone(i, sample_rate, channels) for i in range(total + 1))
@@ -419,13 +471,22 @@ def _check(response: Any, *statuses: int) -> Any:
 
 
 def ingest(
-    client: ApiClient, media: MediaSet, *, flow_id: str | None = None, source_id: str | None = None, **flow_fields: Any
+    client: ApiClient,
+    media: MediaSet,
+    *,
+    flow_id: str | None = None,
+    source_id: str | None = None,
+    closed: bool = False,
+    **flow_fields: Any,
 ) -> str:
     """Create a flow for ``media`` (format, codec, container, essence_parameters, then
     ``flow_fields``), upload every object to the put_urls of ``POST /flows/{id}/storage``
     (the init segment too), register the segments (each with its ``ts_offset``, and the init
-    object as ``init_object_id``, TAMS 8.2) and return the flow's id. ``client`` is anything with
-    httpx-like ``put``/``post``/``get`` whose paths are relative to a TAMS 8.2 base."""
+    object as ``init_object_id``, TAMS 8.2) and return the flow's id. ``closed``: then mark the
+    flow ``status: closed_complete`` (8.2), so that its HLS playlist is a finished one (VOD,
+    ``#EXT-X-ENDLIST``) which a player reads to its end rather than waiting for more as it does
+    on a live (EVENT) playlist. ``client`` is anything with httpx-like ``put``/``post``/``get``
+    whose paths are relative to a TAMS 8.2 base."""
     flow_id = flow_id or str(uuid.uuid4())
     body = {
         "id": flow_id,
@@ -455,4 +516,7 @@ def ingest(
             body["init_object_id"] = init_id
         bodies.append(body)
     _check(client.post(f"/flows/{flow_id}/segments", json=bodies), 200, 201)
+    if closed:
+        flow = _check(client.get(f"/flows/{flow_id}"), 200).json()
+        _check(client.put(f"/flows/{flow_id}", json={**flow, "status": "closed_complete"}), 200, 201, 204)
     return flow_id
