@@ -34,6 +34,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 # The timeline's bounds (tams_server/viewer/static/timeline.js): a tile is 256-512 px wide at any
 # zoom, costs one request of at most TILE_LIMIT segments, plus PROBES requests of 1 when dense.
 TILE_PX, TILE_LIMIT, PROBES = 256, 256, 8
+ADMIN_USER = "viewer-admin"
+ADMIN_PASSWORD = "Vq7-kP2x!mZ9rT4w-Lc8nY3s"
 BIG = 100_000
 BIG_HOLE = 50_000  # the big flow's segment i is [i:0_i+1:0), but for this one
 
@@ -53,6 +55,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "TAMS_BACKEND": request.param,
         "TAMS_BACKEND_OPTIONS": json.dumps(backend_options(request.param)),
         "TAMS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "TAMS_ADMIN_USER": ADMIN_USER,
+        "TAMS_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "TAMS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
     }
     with server_process.running(["--log-level", "warning"], env) as url:
@@ -299,3 +303,85 @@ def test_dot_segments_over_real_http_are_refused(server: str, target: str) -> No
         while chunk := connection.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
+
+
+def test_basic_credentials_sources_and_paging(
+    browser: Browser, server: str, api: httpx.Client, content: dict[str, Any], tmp_path: Path, request: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    if request.node.callspec.params["server"] != "memory":
+        pytest.skip("signing in, sources and paging are the page's, whatever the backend")
+    bulk_source = flow_body()["source_id"]
+    for _ in range(55):
+        flow = flow_body("data", source_id=bulk_source, label="bulk")
+        assert api.put(f"/flows/{flow['id']}", json=flow).status_code == 201
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(10_000)
+    with screenshot_on_failure(page, tmp_path, "viewer-basic"):
+        page.goto(f"{server}/viewer/")
+        page.get_by_label("User name and password").check()
+        page.get_by_label("User name", exact=True).fill(ADMIN_USER)
+        page.get_by_label("Password", exact=True).fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_have_text("The server refused these credentials.")
+        page.get_by_label("User name", exact=True).fill(ADMIN_USER)
+        page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#who")).to_have_text("Signed in (user name and password)")
+
+        # Pages of flows follow the API's Link header.
+        flows = page.locator("#flows .item")
+        page.get_by_label("Label", exact=True).fill("bulk")
+        page.get_by_role("button", name="Filter").click()
+        expect(flows).to_have_count(50)
+        page.get_by_role("button", name="More flows").click()
+        expect(flows).to_have_count(55)
+        expect(page.get_by_role("button", name="More flows")).to_be_hidden()
+
+        # A source's flows.
+        page.get_by_label("Label", exact=True).fill("")
+        page.locator("#sources-box summary").click()
+        page.locator("#sources .item").filter(has_text="Studio A").click()
+        expect(page.locator("#filter-source")).to_contain_text("Source: Studio A")
+        expect(flows).to_have_count(2)
+        assert {f.get_attribute("data-flow-id") for f in flows.all()} == {content["flow_id"], content["ts_flow_id"]}
+
+        # An MPEG-TS flow does not play in the page; its HLS link carries no credentials here.
+        flows.filter(has_text="MPEG-TS").click()
+        expect(page.locator("#player-status")).to_contain_text("video/mp2t does not play in the page")
+        expect(page.get_by_role("button", name=re.compile("^Play"))).to_be_hidden()
+        expect(page.locator("#hls")).to_contain_text("the player needs the API's user name and password")
+        assert "access_token" not in (page.locator("#hls-link").get_attribute("href") or "")
+
+        stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}, document.cookie])")
+        assert ADMIN_PASSWORD not in stored
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {**os.environ, "TAMS_BACKEND": "memory", "TAMS_DATA_DIR": str(tmp_path_factory.mktemp("open"))}
+    with server_process.running(["--log-level", "warning", "--insecure-no-auth"], env) as url:
+        yield url
+
+
+def test_without_credentials_and_in_a_narrow_window(browser: Browser, open_server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    flow = flow_body("video", label="Open flow")
+    assert httpx.put(f"{open_server}/v8.2/flows/{flow['id']}", json=flow).status_code == 201
+    page = browser.new_page(viewport={"width": 400, "height": 800})
+    page.set_default_timeout(10_000)
+    with screenshot_on_failure(page, tmp_path, "viewer-open"):
+        page.goto(f"{open_server}/viewer/")
+        expect(page.locator("#who")).to_have_text("This server needs no credentials")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_hidden()
+        page.locator("#flows .item").filter(has_text="Open flow").click()
+        assert timeline_done(page) == "This flow has no segments."
+        # Nothing wider than the window: the columns stack.
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+    page.close()
