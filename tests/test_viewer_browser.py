@@ -385,3 +385,46 @@ def test_without_credentials_and_in_a_narrow_window(browser: Browser, open_serve
         # Nothing wider than the window: the columns stack.
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
     page.close()
+
+
+def hevc_mp4() -> bytes:
+    """A few frames of HEVC (libx265, in PyAV's wheels) in fragmented MP4."""
+    import io
+
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4", options={"movflags": "empty_moov+default_base_moof+frag_keyframe"}) as mp4:
+        stream = mp4.add_stream("libx265", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+        for index in range(3):
+            frame = av.VideoFrame(320, 180, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([index * 40 + 16]) * plane.buffer_size)
+            frame.pts = index
+            for packet in stream.encode(frame):
+                mp4.mux(packet)
+        for packet in stream.encode(None):
+            mp4.mux(packet)
+    return out.getvalue()
+
+
+def test_codecs_are_named_from_the_init_segment(browser: Browser, open_server: str) -> None:
+    # What the player gives MediaSource.isTypeSupported and addSourceBuffer (static/mp4.js).
+    video = media_content.video_segments("video/mp4", count=1)
+    audio = media_content.audio_segments("video/mp4", count=1)
+    page = browser.new_page()
+    page.goto(f"{open_server}/viewer/")
+
+    def named(data: bytes, container: str) -> str | None:
+        script = "async ([data, container]) => (await import('./mp4.js')).mseType(new Uint8Array(data), container)"
+        return page.evaluate(script, [list(data), container])
+
+    assert video.init is not None and audio.init is not None
+    assert named(video.init, "video/mp4") == video.mse_type  # avc1.PPCCLL from avcC
+    assert named(audio.init, "audio/mp4") == audio.mse_type == 'audio/mp4; codecs="mp4a.40.2"'  # esds
+    # hvcC: profile space and profile, reversed compatibility flags, tier and level, constraints.
+    assert re.fullmatch(r'video/mp4; codecs="(hev1|hvc1)\.1\.6\.L\d+\.90"', named(hevc_mp4(), "video/mp4") or "")
+    assert named(video.segments[0].data, "video/mp4") is None  # a media segment names nothing
+    page.close()

@@ -136,9 +136,13 @@ $("sign-out").addEventListener("click", () => {
 
 async function loadSources(fresh) {
   const list = $("sources");
-  const answer = await guarded(() =>
-    fresh ? api.get("sources", { limit: FLOW_PAGE }) : api.getJson(state.sourcesNext),
-  );
+  let answer;
+  try {
+    answer = await guarded(() => (fresh ? api.get("sources", { limit: FLOW_PAGE }) : api.getJson(state.sourcesNext)));
+  } catch (error) {
+    list.replaceChildren(el("li", { class: "status" }, `The sources could not be listed (${describeError(error)}).`));
+    return;
+  }
   if (!answer) return;
   if (fresh) list.replaceChildren();
   for (const source of answer.body) {
