@@ -24,6 +24,7 @@ writes them (a demuxer reading the segments one after another sees no lost packe
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -175,14 +176,19 @@ def picture_index(frame: av.VideoFrame) -> int:
     return value
 
 
+@functools.cache
+def _tone_samples() -> bytes:
+    """One AAC frame of a 0.3-amplitude tone as float32: 16 periods a frame (the sample rate / 64:
+    250 Hz at 16 kHz), so every frame is the same and the tone runs on without a click."""
+    return array("f", (0.3 * math.sin(2 * math.pi * 16 * i / AAC_FRAME) for i in range(AAC_FRAME))).tobytes()
+
+
 def _tone(index: int, rate: int, channels: int) -> av.AudioFrame:
-    """One AAC frame's worth of a 440 Hz tone (planar float)."""
+    """Frame ``index`` of a steady tone (planar float, as the AAC encoder takes it)."""
     frame = av.AudioFrame(format="fltp", layout="mono" if channels == 1 else "stereo", samples=AAC_FRAME)
-    first = index * AAC_FRAME
-    samples = array("f", (0.3 * math.sin(2 * math.pi * 440 * (first + i) / rate) for i in range(AAC_FRAME)))
     for plane in frame.planes:
-        plane.update(samples.tobytes())
-    frame.pts, frame.sample_rate = first, rate
+        plane.update(_tone_samples())
+    frame.pts, frame.sample_rate = index * AAC_FRAME, rate
     return frame
 
 

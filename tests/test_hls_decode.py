@@ -129,12 +129,15 @@ def test_h264_plays_every_frame_in_order_across_a_gap_and_an_offset_change(
     assert errors(ffmpeg_log) == []
 
 
-def test_aac_in_mpegts_plays_every_frame_across_a_gap_and_an_offset_change(
-    server: str, api: httpx.Client, ffmpeg_log: list
+@pytest.mark.parametrize(("container", "restart_s"), [(MPEG_TS, 0), (MP4, 100)], ids=["mpegts", "fmp4"])
+def test_aac_plays_every_frame_across_a_gap_and_an_offset_change(
+    server: str, api: httpx.Client, ffmpeg_log: list, container: str, restart_s: int
 ) -> None:
-    media = audio_segments(MPEG_TS, count=4, gap_after=1, offset_change_at=2)
+    media = audio_segments(container, count=4, gap_after=1, offset_change_at=2, restart_s=restart_s)
     flow_id = ingest(api, media, closed=True)
-    assert finished_playlist(server, flow_id).count("#EXT-X-DISCONTINUITY") == 2
+    playlist = finished_playlist(server, flow_id)
+    assert playlist.count("#EXT-X-DISCONTINUITY") == 2
+    assert playlist.count("#EXT-X-MAP:") == (1 if container == MP4 else 0)
 
     times, frames = decode(playlist_url(server, flow_id), "audio")
 
