@@ -107,7 +107,7 @@ def swagger_ui_version(directory: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups()) if match else ()
 
 
-class _Bytes:
+class FixedBody:
     """A fixed body: GET and HEAD, an ETag and 304 on a match; anything else 405."""
 
     def __init__(self, body: bytes, media_type: str, headers: dict[str, str] | None = None) -> None:
@@ -125,7 +125,7 @@ class _Bytes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
-            await _method_not_allowed(scope, receive, send)
+            await method_not_allowed(scope, receive, send)
             return
         if self.etag in Headers(scope=scope).get("if-none-match", ""):
             await send({"type": "http.response.start", "status": 304, "headers": self.headers})
@@ -143,17 +143,17 @@ class _Spec:
     def __init__(self, mount: versions.Mount, bundled: Callable[[Path], dict[str, Any]]) -> None:
         self.mount = mount
         self.bundled = bundled
-        self.encoded: tuple[_Bytes, _Bytes] | None = None
+        self.encoded: tuple[FixedBody, FixedBody] | None = None
         self.lock = anyio.Lock()
 
-    def build(self) -> tuple[_Bytes, _Bytes]:
+    def build(self) -> tuple[FixedBody, FixedBody]:
         document = {**self.bundled(self.mount.spec_path), "servers": [served_server(self.mount)]}
         as_json = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         as_yaml = yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
-        return _Bytes(as_json, JSON_TYPE), _Bytes(as_yaml, YAML_TYPE)
+        return FixedBody(as_json, JSON_TYPE), FixedBody(as_yaml, YAML_TYPE)
 
-    async def get(self) -> tuple[_Bytes, _Bytes]:
+    async def get(self) -> tuple[FixedBody, FixedBody]:
         if self.encoded is None:
             async with self.lock:
                 if self.encoded is None:
@@ -176,7 +176,7 @@ class _StaticFile:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await _method_not_allowed(scope, receive, send)
+            await method_not_allowed(scope, receive, send)
             return
         try:
             response = await self.files.get_response(self.name, {**scope, "root_path": ""})
@@ -186,7 +186,7 @@ class _StaticFile:
         await response(scope, receive, send)
 
 
-async def _method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
     summary = f"{scope['method']} is not allowed here"
     await errors.plain_error(405, summary, {"Allow": "GET, HEAD"})(scope, receive, send)
 
@@ -207,7 +207,7 @@ class ApiDocs:
         ui_dir = ui_dir or swagger_ui_dir()
         files = StaticFiles(directory=ui_dir)
         static = sorted(p.name for p in ui_dir.iterdir() if p.is_file() and p.name not in _NOT_SERVED)
-        initializer = _Bytes(_INITIALIZER.encode(), JS_TYPE)
+        initializer = FixedBody(_INITIALIZER.encode(), JS_TYPE)
         bundled = functools.cache(specload.bundle)  # the root mount shares its version's bundle
         self.routes: dict[str, ASGIApp] = {}
         for mount in mounts:
@@ -218,7 +218,7 @@ class ApiDocs:
             # Relative: right behind any proxy prefix.
             self.routes[f"{base}/ui"] = RedirectResponse("ui/", status_code=308)
             title = f"TAMS {mount.version} API at {base or '/'}"
-            self.routes[f"{base}/ui/"] = _Bytes(_INDEX.format(title=title).encode(), HTML_TYPE, _UI_HEADERS)
+            self.routes[f"{base}/ui/"] = FixedBody(_INDEX.format(title=title).encode(), HTML_TYPE, _UI_HEADERS)
             self.routes[f"{base}/ui/tams-docs.js"] = initializer
             for name in static:
                 self.routes[f"{base}/ui/{name}"] = _StaticFile(files, name)

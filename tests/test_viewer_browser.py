@@ -3,7 +3,7 @@
 flow, see its segments and its gap on the timeline, read a segment's details, play genuine
 fragmented MP4 (H.264, made with PyAV by tests/media_content.py) through Media Source Extensions,
 and look at a flow of 10^5 segments with a bounded number of small requests per zoom and pan.
-The memory run saves the README's screenshots (docs/images/viewer-*.png)."""
+With ``TAMS_README_SCREENSHOTS=1`` the memory run saves the README's screenshots (docs/images/viewer-*.png)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Request
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+# Set to refresh the README's screenshots (docs/images) from the memory run; otherwise they go to
+# the test's temporary directory, so a test run leaves the working tree as it was.
+SAVE_README_SCREENSHOTS = bool(os.environ.get("TAMS_README_SCREENSHOTS"))
 VIEWPORT = {"width": 1280, "height": 800}
 # The timeline's bounds (tams_server/viewer/static/timeline.js): a tile is 256-512 px wide at any
 # zoom, costs one request of at most TILE_LIMIT segments, plus PROBES requests of 1 when dense.
@@ -38,6 +41,15 @@ ADMIN_USER = "viewer-admin"
 ADMIN_PASSWORD = "Vq7-kP2x!mZ9rT4w-Lc8nY3s"
 BIG = 100_000
 BIG_HOLE = 50_000  # the big flow's segment i is [i:0_i+1:0), but for this one
+
+
+def save_screenshot(page: Page, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> None:
+    """A screenshot of the page: into docs/images for the README when asked, else beside the test."""
+    readme = SAVE_README_SCREENSHOTS and request.node.callspec.params["server"] == "memory"
+    directory = IMAGES if readme else tmp_path
+    directory.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(directory / name))
+    assert (directory / name).stat().st_size > 10_000  # a picture, not an empty page
 
 
 @pytest.fixture(scope="module")
@@ -214,9 +226,7 @@ def test_sign_in_find_the_flow_see_the_gap_and_play_it(
         # Past 0.5 s; then past the hole (2-3 s of the video's time), which the player jumps.
         page.wait_for_function("() => document.getElementById('video').currentTime > 0.5", timeout=15_000)
         page.wait_for_function("() => document.getElementById('video').currentTime > 3.2", timeout=15_000)
-        if request.node.callspec.params["server"] == "memory":
-            IMAGES.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(IMAGES / "viewer-timeline.png"))
+        save_screenshot(page, request, tmp_path, "viewer-timeline.png")
     page.close()
 
 
@@ -263,9 +273,7 @@ def test_a_flow_of_100000_segments_costs_a_few_small_requests_per_view(
         assert summary.startswith("About ") and "zoom in" in summary
         estimated = int(page.locator("#timeline").get_attribute("data-segments"))
         assert 0.9 * BIG <= estimated <= 1.1 * BIG, summary
-        if request.node.callspec.params["server"] == "memory":
-            IMAGES.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(IMAGES / "viewer-flows.png"))
+        save_screenshot(page, request, tmp_path, "viewer-flows.png")
 
         page.locator("#timeline").focus()
         before = view(page)

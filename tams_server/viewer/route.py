@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tams_server import errors
-from tams_server.docs import HTML_TYPE, JS_TYPE, _Bytes, _method_not_allowed
+from tams_server.docs import HTML_TYPE, JS_TYPE, FixedBody, method_not_allowed
 
 PREFIX = "/viewer"
 STATIC = Path(__file__).parent / "static"
@@ -46,14 +46,14 @@ HEADERS = {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}
 
 
 @functools.cache
-def _file(name: str, media_type: str) -> _Bytes:
+def _file(name: str, media_type: str) -> FixedBody:
     """A static file's response, read once (the files are small and change only with the package)."""
-    return _Bytes((STATIC / name).read_bytes(), media_type, HEADERS)
+    return FixedBody((STATIC / name).read_bytes(), media_type, HEADERS)
 
 
 async def _redirect(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] not in ("GET", "HEAD"):
-        await _method_not_allowed(scope, receive, send)
+        await method_not_allowed(scope, receive, send)
         return
     # Relative ("viewer/"): right behind any proxy prefix.
     await RedirectResponse(PREFIX.rsplit("/", 1)[-1] + "/", status_code=308)(scope, receive, send)
