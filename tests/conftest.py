@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import re
+import socket
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -637,6 +639,18 @@ class Tams:
 @pytest.fixture
 def tams(client: TamsClient) -> Tams:
     return Tams(client)
+
+
+def raw_get(server: str, target: str) -> bytes:
+    """The whole answer to ``GET target`` sent byte for byte to ``server`` (HTTP clients and browsers
+    remove dot segments before sending: this does not)."""
+    where = urlsplit(server)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as connection:
+        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
 
 
 def same_headers(head: httpx.Response, get: httpx.Response) -> bool:

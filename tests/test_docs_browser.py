@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from browser import launched, screenshot_on_failure
-from conftest import ADMIN_HEADERS, ADMIN_TOKEN, flow_body, operations
+from conftest import ADMIN_HEADERS, ADMIN_TOKEN, flow_body, operations, raw_get
 
 from tools import server_process
 
@@ -118,12 +116,6 @@ def test_try_it_out_lists_flows_from_the_page(
     "target", ["/v8.2/ui/../../../../etc/passwd", "/ui/../../etc/passwd", "/v7.0/ui/..%2f..%2fapp.py"]
 )
 def test_dot_segments_over_real_http_are_refused(server: str, target: str) -> None:
-    # Sent byte for byte (HTTP clients and browsers remove dot segments before sending).
-    where = urlsplit(server)
-    with socket.create_connection((where.hostname, where.port), timeout=10) as connection:
-        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+    answer = raw_get(server, target)
     assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
     assert b"root:" not in answer

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 import media_content
 import pytest
 from browser import launched, screenshot_on_failure
-from conftest import ADMIN_HEADERS, ADMIN_TOKEN, backend_options, flow_body, test_backends
+from conftest import ADMIN_HEADERS, ADMIN_TOKEN, backend_options, flow_body, raw_get, test_backends
 
 from tools import server_process
 
@@ -303,13 +302,7 @@ def test_a_flow_of_100000_segments_costs_a_few_small_requests_per_view(
     "target", ["/viewer/../tams_server/app.py", "/viewer/..%2fviewer%2froute.py", "/viewer/%2e%2e/"]
 )
 def test_dot_segments_over_real_http_are_refused(server: str, target: str) -> None:
-    # Sent byte for byte (HTTP clients and browsers remove dot segments before sending).
-    where = urlsplit(server)
-    with socket.create_connection((where.hostname, where.port), timeout=10) as connection:
-        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+    answer = raw_get(server, target)
     assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
 
 
