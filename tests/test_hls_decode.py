@@ -16,9 +16,9 @@ discontinuity. The fMP4 flow's offset change here is therefore a jump forward; M
 restart at 0 (timestamps going back), which FFmpeg plays (it logs "DTS ... out of order", a
 warning).
 
-Segment URIs are signed URLs without a file extension, which recent FFmpeg refuses (8.0 in PyAV,
-and Debian 12's 5.1.9 likewise) unless told not to check extensions: ``extension_picky=0``
-(ffplay ``-extension_picky 0``).
+Recent FFmpeg (8.0 in PyAV, and Debian 12's 5.1.9 likewise) refuses a segment URL without a
+media file extension unless told ``extension_picky=0``: the playlist's signed URLs end in
+``&name=segment.ts`` (or ``.mp4``), so the player is opened here with no option, as ffplay is.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.media_content import MP4, MPEG_TS, NS, MediaSet, audio_segments, ingest, picture_index, video_segments
 from tools import server_process
 
-# FFmpeg's hls demuxer checks segment URLs' extensions; ours are signed URLs without one.
-PLAYER_OPTIONS = {"extension_picky": "0"}
+PLAYER_OPTIONS: dict[str, str] = {}  # as a player opens a URL: no option (not even extension_picky)
 
 
 @pytest.fixture(scope="module", params=["memory", "local"])

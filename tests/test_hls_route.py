@@ -77,7 +77,8 @@ def test_a_flow_plays_as_listed_with_its_holes_and_offset_changes(client: TestCl
     assert [e[1] for e in listed] == [10, 10, 5, 5]
     assert ["#EXT-X-DISCONTINUITY" in tags for tags, _, _ in listed] == [False, False, True, True]
     segments = client.get(f"/flows/{flow_id}/segments", params={"presigned": "true"}).json()
-    assert [uri for _, _, uri in listed] == [s["get_urls"][0]["url"] for s in segments]
+    # Named as files of the container (FFmpeg judges a segment by its URL's extension).
+    assert [uri for _, _, uri in listed] == [s["get_urls"][0]["url"] + "&name=segment.ts" for s in segments]
     # The URIs need no credentials: a player GETs them as they are.
     assert TestClient(client.app).get(listed[0][2]).content == CONTENT
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,6 +29,7 @@ from backends.timerange import NS_PER_SEC, TimeRange, Timestamp
 from tams_server import auth, errors
 from tams_server.hls import master
 from tams_server.hls.playlist import MediaPlaylist, MediaSegment, target_duration
+from tams_server.media import MEDIA_PREFIX
 
 PREFIX = "/hls/"
 _FLOW = re.compile(r"/hls/flows/([^/]+)\.m3u8")
@@ -39,6 +40,8 @@ MEDIA_TYPE = "application/vnd.apple.mpegurl"
 _NO_URLS = UrlOptions(accept_get_urls=())
 _PRESIGNED = UrlOptions(presigned=True)
 _MULTI = "urn:x-nmos:format:multi"
+# File extensions of the containers players know by name (see ``_file_name``).
+_EXTENSIONS = {"video/mp2t": "ts", "video/mp4": "mp4", "audio/mp4": "mp4", "audio/aac": "aac"}
 
 
 async def serve(request: Request, backend: Backend) -> Response:
@@ -72,7 +75,8 @@ async def _media(call: Callable[..., Any], backend: Backend, flow: Json, window:
     if longest is None:
         longest = await _longest(call, backend, flow["id"], window)
     ended = bool(flow.get("read_only")) or flow.get("status") == "closed_complete"
-    lines = _lines(call, backend, flow["id"], window, target_duration(longest), ended)
+    named = _file_name(flow)
+    lines = _lines(call, backend, flow["id"], window, target_duration(longest), ended, named)
     headers = {"Cache-Control": "max-age=60" if ended else "no-cache"}
     return StreamingResponse(lines, media_type=MEDIA_TYPE, headers=headers)
 
@@ -166,16 +170,22 @@ async def _longest(call: Callable[..., Any], backend: Backend, flow_id: str, win
 
 
 async def _lines(
-    call: Callable[..., Any], backend: Backend, flow_id: str, window: TimeRange, target_s: int, ended: bool
+    call: Callable[..., Any],
+    backend: Backend,
+    flow_id: str,
+    window: TimeRange,
+    target_s: int,
+    ended: bool,
+    named: Callable[[str, str], str],
 ) -> AsyncIterator[str]:
     playlist = MediaPlaylist(target_s, ended)
     yield playlist.header()
     async for items in _pages(call, backend, flow_id, window, _PRESIGNED):
-        yield "".join(playlist.add(s) for s in (_media_segment(i) for i in items) if s is not None)
+        yield "".join(playlist.add(s) for s in (_media_segment(i, named) for i in items) if s is not None)
     yield playlist.end()
 
 
-def _media_segment(item: Json) -> MediaSegment | None:
+def _media_segment(item: Json, named: Callable[[str, str], str]) -> MediaSegment | None:
     """A listed segment as the playlist shows it; None when it has no URL a player could GET (it
     then shows as a hole: a discontinuity)."""
     urls = [u["url"] for u in item.get("get_urls") or () if u.get("url")]
@@ -186,7 +196,28 @@ def _media_segment(item: Json) -> MediaSegment | None:
     offset = item.get("ts_offset")
     return MediaSegment(
         TimeRange.parse(item["timerange"]),
-        urls[0],
-        init_urls[0] if init_urls else None,
+        named(urls[0], "segment"),
+        named(init_urls[0], "init") if init_urls else None,
         Timestamp.parse(offset).to_ns() if offset else 0,
     )
+
+
+def _file_name(flow: Json) -> Callable[[str, str], str]:
+    """What names this server's own signed media URLs as files of the flow's container for players
+    that judge a segment by its URL: ``&name=segment.ts``. FFmpeg's HLS reader refuses a segment
+    URL without a media extension (unless told ``-extension_picky 0``); our media route ignores the
+    parameter, and the signature does not cover it. Presigned S3 URLs are left as they are: every
+    parameter of theirs is signed."""
+    container = (flow.get("container") or "").split(";")[0].strip().lower()
+    extension = _EXTENSIONS.get(container)
+
+    def named(url: str, stem: str) -> str:
+        if extension is None:
+            return url
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if MEDIA_PREFIX not in parts.path or "signature" not in query or "expires" not in query:
+            return url
+        return f"{url}&name={stem}.{extension}"
+
+    return named
