@@ -32,6 +32,7 @@ FILES: dict[str, tuple[str, str]] = {
     "/api.js": ("api.js", JS_TYPE),
     "/timerange.js": ("timerange.js", JS_TYPE),
     "/timeline.js": ("timeline.js", JS_TYPE),
+    "/tiles.js": ("tiles.js", JS_TYPE),
     "/player.js": ("player.js", JS_TYPE),
     "/mp4.js": ("mp4.js", JS_TYPE),
 }
