@@ -33,7 +33,7 @@ IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 # the test's temporary directory, so a test run leaves the working tree as it was.
 SAVE_README_SCREENSHOTS = bool(os.environ.get("TAMS_README_SCREENSHOTS"))
 VIEWPORT = {"width": 1280, "height": 800}
-# The timeline's bounds (tams_server/viewer/static/timeline.js): a tile is 256-512 px wide at any
+# The timeline's bounds (tams_server/viewer/static/tiles.js): a tile is 256-512 px wide at any
 # zoom, costs one request of at most TILE_LIMIT segments, plus PROBES requests of 1 when dense.
 TILE_PX, TILE_LIMIT, PROBES = 256, 256, 8
 ADMIN_USER = "viewer-admin"
