@@ -97,6 +97,18 @@ def _tail(done: subprocess.CompletedProcess[str]) -> str:
     return (done.stdout[-6000:] + "\n" + done.stderr[-3000:]).strip()
 
 
+def _failures(path: Path, each: int = 4000) -> str:
+    """What each failed or erred test of a JUnit report said (a run's tail shows only its summary)."""
+    if not path.is_file():
+        return f"(no report at {path})"
+    found = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for problem in [*case.findall("failure"), *case.findall("error")]:
+            text = (problem.get("message") or "") + "\n" + (problem.text or "")
+            found.append(f"--- {case.get('name')}\n{text.strip()[-each:]}")
+    return "\n".join(found)
+
+
 # --------------------------------------------------------------------------- in process, every backend
 
 
@@ -393,52 +405,66 @@ class Background:
         return subprocess.CompletedProcess(self.command, code, self.out.read(), self.err.read())
 
 
+class InProcessRuns:
+    """The suite in process, one run per version, each started once (see ``Background``)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.runs: dict[str, tuple[Background, Path]] = {}
+
+    def start(self, version: str) -> tuple[Background, Path]:
+        if version not in self.runs:
+            work = self.tmp_path_factory.mktemp(f"in-process-{version}")
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(SUITE_DIR),
+                "-c",
+                str(SUITE_DIR / "pytest.ini"),
+                "--rootdir",
+                str(SUITE_DIR),
+                "-q",
+                "--junitxml",
+                str(work / "in-process.xml"),
+                "--tams-json-report",
+                str(work / "in-process.json"),
+                *[arg for name in _in_process_backends(version) for arg in ("--tams-backend", name)],
+                "--tams-budget",
+                IN_PROCESS_BUDGET,
+                *_spec_args("--tams-spec", version),
+                *_real_service_options(),
+            ]
+            self.runs[version] = (Background(command, work), work)
+        return self.runs[version]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def in_process_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, tuple[Background, Path]]]:
-    """The suite in process, per selected version, started when this module starts (see ``Background``)."""
-    runs: dict[str, tuple[Background, Path]] = {}
-    selected = {item.name for item in request.session.items}
-    for version in ("8.2", "7.0"):
-        if f"test_the_suite_passes_in_process_on_every_backend[{version}]" not in selected:
-            continue
-        work = tmp_path_factory.mktemp(f"in-process-{version}")
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(SUITE_DIR),
-            "-c",
-            str(SUITE_DIR / "pytest.ini"),
-            "--rootdir",
-            str(SUITE_DIR),
-            "-q",
-            "--junitxml",
-            str(work / "in-process.xml"),
-            "--tams-json-report",
-            str(work / "in-process.json"),
-            *[arg for name in _in_process_backends(version) for arg in ("--tams-backend", name)],
-            "--tams-budget",
-            IN_PROCESS_BUDGET,
-            *_spec_args("--tams-spec", version),
-            *_real_service_options(),
-        ]
-        runs[version] = (Background(command, work), work)
+) -> Iterator[InProcessRuns]:
+    """In one process, the selected versions' runs start when this module starts, so they use the
+    second core while the tests against a real server run. Under pytest-xdist every worker runs
+    this fixture but only one runs each version's test (and the other cores are busy anyway): there
+    a run starts when its test asks for it."""
+    runs = InProcessRuns(tmp_path_factory)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        selected = {item.name for item in request.session.items}
+        for version in ("8.2", "7.0"):
+            if f"test_the_suite_passes_in_process_on_every_backend[{version}]" in selected:
+                runs.start(version)
     yield runs
-    for run, _ in runs.values():
+    for run, _ in runs.runs.values():
         if run.process.poll() is None:
             run.process.kill()
 
 
 # Last in this module: the runs above have had the other tests' time to finish.
 @pytest.mark.parametrize("version", ["8.2", "7.0"])
-def test_the_suite_passes_in_process_on_every_backend(
-    version: str, in_process_runs: dict[str, tuple[Background, Path]]
-) -> None:
-    run, work = in_process_runs[version]
+def test_the_suite_passes_in_process_on_every_backend(version: str, in_process_runs: InProcessRuns) -> None:
+    run, work = in_process_runs.start(version)
     done = run.result()
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, _tail(done) + "\n" + _failures(work / "in-process.xml")
     counts, names = _junit(work / "in-process.xml")
     assert counts["failures"] == counts["errors"] == 0
     assert f"tested as TAMS {version}" in done.stdout
