@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from tams_server.app import create_app
-from tams_server.hls import master
+from tams_server.hls import master, route
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, app_settings, backend_settings, flow_body
 from tests.test_hls_route import entries, make_flow
 
@@ -204,3 +204,16 @@ def test_a_source_of_sound_alone_and_clear_errors(client: TestClient) -> None:
         answer = client.get(path)
         assert answer.status_code == 404, (path, answer.text)
         assert set(answer.json()) == {"type", "summary", "time"}
+
+
+def test_a_source_of_more_flows_than_a_master_lists_is_refused_not_cut_short(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(route, "MAX_RENDITIONS", 2)
+    first = audio_flow(client)
+    source_id = client.get(f"/flows/{first}").json()["source_id"]
+    audio_flow(client, source_id=source_id)
+    assert client.get(f"/hls/sources/{source_id}.m3u8").status_code == 200
+    audio_flow(client, source_id=source_id)
+    answer = client.get(f"/hls/sources/{source_id}.m3u8")
+    assert answer.status_code == 400 and "more than 2 flows" in answer.json()["summary"], answer.text
