@@ -23,6 +23,11 @@ class ReadOnly(TamsError):
     """The flow is marked read_only, so the change is refused (403)."""
 
 
+class Forbidden(TamsError):
+    """The resource as it stands does not permit this change (403), e.g. removing a field a
+    profiled flow takes from its profile."""
+
+
 class NotSupported(TamsError):
     """A feature this server does not offer (404 for optional TAMS features)."""
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 from backends.base import Json, ProfileQuery, current_actor
-from backends.errors import BadRequest
+from backends.errors import BadRequest, Forbidden
 from backends.rules import ensure_writable
 
 # What a profile describes, and what a flow PUT naming a profile must leave out.
@@ -106,10 +107,13 @@ def expand_flow(body: Json, existing: Json | None, profile_of: Callable[[str], J
     return {**body, **copy.deepcopy(profile["flow_metadata"])}
 
 
-def check_field_change(flow: Json, name: str) -> None:
-    """Refuse setting or removing on its own a field a profiled flow takes from its profile."""
+def check_field_change(flow: Json, name: str, value: Any) -> None:
+    """Refuse setting (``value``) or removing (None) on its own a field a profiled flow takes from
+    its profile: 400 for a PUT, which declares it; 403 for a DELETE, which declares only 403 ("you
+    do not have permission to modify this Flow") besides 204 and 404."""
     if name in PROFILED_FLOW_FIELDS and flow.get("profile_id"):
-        raise BadRequest(
+        refusal = Forbidden if value is None else BadRequest
+        raise refusal(
             f"{name} of flow {flow['id']} comes from profile {flow['profile_id']}; "
             'unlink it first (PUT the flow with profile_id "")'
         )

@@ -18,6 +18,7 @@ log = logging.getLogger("tams_server")
 STATUS = {
     errors.BadRequest: 400,
     errors.ReadOnly: 403,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.NotSupported: 404,
     errors.AlreadyExists: 409,

@@ -151,7 +151,7 @@ class FlowsMixin(MemoryCore):
             flow = self._flow(flow_id)
             if name != "read_only":
                 rules.ensure_writable(flow)
-            profiles.check_field_change(flow, name)
+            profiles.check_field_change(flow, name, value)
             if name == "flow_collection":
                 rules.check_collection({**flow, "flow_collection": value or []}, lambda f: f in self._flows)
                 self._drop_collection_edges(flow)

@@ -223,7 +223,7 @@ class FlowsMixin(TabularCore):
             flow = record.flow
             if name != "read_only":
                 rules.ensure_writable(flow)
-            profiles.check_field_change(flow, name)
+            profiles.check_field_change(flow, name, value)
             if name == "flow_collection":
                 rules.check_collection({**flow, "flow_collection": value or []}, lambda f: self._flow_exists(tx, f))
                 self._drop_collection_edges(tx, flow_id)
