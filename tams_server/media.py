@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 from starlette.background import BackgroundTask
@@ -127,6 +127,18 @@ class HmacUrlSigner:
 def normal_type(content_type: str) -> str:
     """A content type as compared: lower case, no spaces around its parameters."""
     return ";".join(part.strip() for part in content_type.lower().split(";"))
+
+
+def with_file_name(url: str, file_name: str) -> str:
+    """``url`` named as a file (``&name=segment.ts``) when it is one of this server's signed media
+    URLs, for players that judge media by the URL's extension; the media route ignores the
+    parameter and the signature does not cover it. Any other URL as it is (a presigned S3 URL
+    signs every parameter)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if MEDIA_PREFIX not in parts.path or "signature" not in query or "expires" not in query:
+        return url
+    return f"{url}&name={quote(file_name, safe='.')}"
 
 
 def redacted(query_string: bytes) -> bytes:

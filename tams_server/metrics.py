@@ -52,7 +52,7 @@ OTHER = "other"
 # not in prometheus_client's registry: ``exposition`` adds them to what it writes.
 REQUEST_SECONDS_HELP = (
     "Requests answered, by API version ('' outside the versioned API), operationId (or a fixed name: media, "
-    "docs, hls, healthz, readyz, metrics, report, unmatched) and status; from arrival to the last byte sent"
+    "docs, hls, viewer, healthz, readyz, metrics, report, unmatched) and status; from arrival to the last byte sent"
 )
 RESPONSE_BYTES_HELP = "Response body bytes sent, by API version, operationId and status"
 REQUEST_LABELS = ("version", "operation", "status")

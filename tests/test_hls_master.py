@@ -206,7 +206,7 @@ def test_a_source_of_sound_alone_and_clear_errors(client: TestClient) -> None:
         assert set(answer.json()) == {"type", "summary", "time"}
 
 
-def test_a_source_of_more_flows_than_a_master_lists_is_refused_not_cut_short(
+def test_more_flows_than_a_master_lists_are_refused_not_cut_short(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(route, "MAX_RENDITIONS", 2)
@@ -216,4 +216,10 @@ def test_a_source_of_more_flows_than_a_master_lists_is_refused_not_cut_short(
     assert client.get(f"/hls/sources/{source_id}.m3u8").status_code == 200
     audio_flow(client, source_id=source_id)
     answer = client.get(f"/hls/sources/{source_id}.m3u8")
+    assert answer.status_code == 400 and "more than 2 flows" in answer.json()["summary"], answer.text
+    # A multi-essence flow collecting more is refused the same way.
+    multi = flow_body("multi")
+    multi["flow_collection"] = [{"id": first}, {"id": audio_flow(client)}, {"id": audio_flow(client)}]
+    assert client.put(f"/flows/{multi['id']}", json=multi).status_code == 201
+    answer = client.get(f"/hls/flows/{multi['id']}.m3u8")
     assert answer.status_code == 400 and "more than 2 flows" in answer.json()["summary"], answer.text

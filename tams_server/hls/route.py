@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,10 +26,9 @@ from starlette.responses import Response, StreamingResponse
 from backends.base import Backend, FlowQuery, Json, PageRequest, SegmentQuery, UrlOptions
 from backends.errors import BadRequest, NotFound, TamsError
 from backends.timerange import NS_PER_SEC, TimeRange, Timestamp
-from tams_server import auth, errors
+from tams_server import auth, errors, media
 from tams_server.hls import master
 from tams_server.hls.playlist import MediaPlaylist, MediaSegment, target_duration
-from tams_server.media import MEDIA_PREFIX
 
 PREFIX = "/hls/"
 _FLOW = re.compile(r"/hls/flows/([^/]+)\.m3u8")
@@ -100,8 +99,11 @@ def _master(renditions: list[tuple[Json, str]], request: Request, to_flows: str,
 
 async def _collection(call: Callable[..., Any], backend: Backend, flow: Json) -> list[tuple[Json, str]]:
     """A multi-essence flow's playable members, named by their role; members not found are left out."""
+    collection = flow.get("flow_collection") or []
+    if len(collection) > MAX_RENDITIONS:
+        raise BadRequest(f"flow {flow['id']} collects more than {MAX_RENDITIONS} flows: too many for a master playlist")
     found = []
-    for item in (flow.get("flow_collection") or [])[:MAX_RENDITIONS]:
+    for item in collection:
         try:
             member = await call(backend.get_flow, item["id"])
         except NotFound:  # a collection may name a flow that was deleted since
@@ -203,21 +205,13 @@ def _media_segment(item: Json, named: Callable[[str, str], str]) -> MediaSegment
 
 
 def _file_name(flow: Json) -> Callable[[str, str], str]:
-    """What names this server's own signed media URLs as files of the flow's container for players
-    that judge a segment by its URL: ``&name=segment.ts``. FFmpeg's HLS reader refuses a segment
-    URL without a media extension (unless told ``-extension_picky 0``); our media route ignores the
-    parameter, and the signature does not cover it. Presigned S3 URLs are left as they are: every
-    parameter of theirs is signed."""
+    """Names our signed media URLs as files of the flow's container (``media.with_file_name``):
+    FFmpeg's HLS reader refuses a segment URL without a media extension (unless told
+    ``-extension_picky 0``)."""
     container = (flow.get("container") or "").split(";")[0].strip().lower()
     extension = _EXTENSIONS.get(container)
 
     def named(url: str, stem: str) -> str:
-        if extension is None:
-            return url
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        if MEDIA_PREFIX not in parts.path or "signature" not in query or "expires" not in query:
-            return url
-        return f"{url}&name={stem}.{extension}"
+        return url if extension is None else media.with_file_name(url, f"{stem}.{extension}")
 
     return named
